@@ -1,0 +1,26 @@
+"""Model factories for the target networks the environments train."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from gns_env.models.vision import build_small_resnet, build_torchvision_resnet
+
+#: model key (``TaskSpec.model``) -> factory taking the number of classes.
+MODEL_BUILDERS: dict[str, Callable[[int], nn.Module]] = {
+    "resnet18_cifar_stem_1ch": lambda classes: build_torchvision_resnet(18, 1, classes, stem="cifar"),
+    "resnet8_lite_1ch": lambda classes: build_small_resnet((32, 64, 128), 1, 1, classes, stem_stride=2),
+    "resnet_debug": lambda classes: build_small_resnet((4, 8), 1, 1, classes),
+}
+
+
+def build_model(name: str, num_classes: int) -> nn.Module:
+    """A freshly initialised model (uses the global torch RNG: seed it first)."""
+    if name not in MODEL_BUILDERS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_BUILDERS)}")
+    return MODEL_BUILDERS[name](num_classes)
+
+
+__all__ = ["MODEL_BUILDERS", "build_model", "build_small_resnet", "build_torchvision_resnet"]

@@ -1,0 +1,107 @@
+"""The inner training loop an environment drives: K optimizer steps at a time, and validation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+
+class Trainer:
+    """Trains ``model`` on in-memory data with shuffled mini-batches (no replacement per epoch).
+
+    All randomness (batch order, and dropout through the global torch RNG) comes from
+    ``seed``, and the global RNG state outside :meth:`run` is left untouched.
+
+    :param model: the network, already on ``device``.
+    :param optimizer: its optimizer; :meth:`run` sets the LR of every parameter group.
+    :param data: training inputs ``(N, ...)`` and int64 targets ``(N,)``, on ``device``.
+    :param batch_size: mini-batch size (the last incomplete batch of an epoch is dropped).
+    :param seed: seed of the batch order and of the global RNG inside :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        data: TensorDataset,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.data = data
+        self.batch_size = min(batch_size, len(data))
+        self.steps_done = 0
+        self.first_loss: float | None = None
+        self._order_generator = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+        self._device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            torch.manual_seed(seed)
+            self._rng_state = self._get_rng_state()
+
+    def _cuda_devices(self) -> list[torch.device]:
+        return [self._device] if self._device.type == "cuda" else []
+
+    def _get_rng_state(self) -> tuple:
+        cuda = torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cursor + self.batch_size > len(self._order):
+            self._order = torch.randperm(len(self.data), generator=self._order_generator)
+            self._cursor = 0
+        index = self._order[self._cursor : self._cursor + self.batch_size].to(self._device)
+        self._cursor += self.batch_size
+        inputs, targets = self.data[index]
+        return inputs, targets
+
+    def run(self, num_steps: int, lr: float | Callable[[int], float]) -> float:
+        """Run ``num_steps`` optimizer steps and return their mean training loss.
+
+        :param lr: a constant LR, or a function of the global step index (per-step schedules).
+        :return: the mean loss (``nan``/``inf`` when training diverged). Gradients of the last
+            step stay in ``.grad`` for the node features.
+        """
+        self.model.train()
+        total = torch.zeros((), device=self._device)
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            cpu_state, cuda_state = self._rng_state
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state, self._device)
+            for _ in range(num_steps):
+                step_lr = lr(self.steps_done) if callable(lr) else lr
+                for group in self.optimizer.param_groups:
+                    group["lr"] = step_lr
+                inputs, targets = self._next_batch()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(self.model(inputs), targets)
+                loss.backward()
+                self.optimizer.step()
+                total += loss.detach()
+                if self.first_loss is None:
+                    self.first_loss = loss.item()
+                self.steps_done += 1
+            self._rng_state = self._get_rng_state()
+        return total.item() / max(num_steps, 1)
+
+    @torch.no_grad()
+    def evaluate(self, data: TensorDataset, batch_size: int) -> float:
+        """Accuracy of the model on ``data`` (eval mode; the training flag is restored)."""
+        self.model.eval()
+        inputs, targets = data.tensors
+        correct = torch.zeros((), device=self._device, dtype=torch.long)
+        for start in range(0, len(targets), batch_size):
+            x = inputs[start : start + batch_size].to(self._device, non_blocking=True)
+            y = targets[start : start + batch_size].to(self._device, non_blocking=True)
+            correct += (self.model(x).argmax(dim=1) == y).sum()
+        self.model.train()
+        accuracy = correct.item() / max(len(targets), 1)
+        return accuracy if math.isfinite(accuracy) else 0.0
