@@ -18,6 +18,8 @@ key            shape                     content
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -97,7 +99,9 @@ def to_pyg(observation: dict):
 
     Fields: ``x`` (N, F), ``edge_index`` (2, E) int64, ``block`` (N,) int64, ``globals`` (1, G).
     """
-    from torch_geometric.data import Data
+    with warnings.catch_warnings():  # PyG calls the deprecated torch.jit.script at import time
+        warnings.simplefilter("ignore", FutureWarning)
+        from torch_geometric.data import Data
 
     obs = {key: torch.as_tensor(np.asarray(value)) for key, value in observation.items()}
     num_nodes = int(obs["node_mask"].sum().item())

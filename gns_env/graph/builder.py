@@ -234,7 +234,7 @@ def _repeated_instances(
 
 
 def _pooling_stages(model: nn.Module, node_names: list[str]) -> list[tuple[str, list[int]]]:
-    """Stages of a ``Sequential`` cut at its pooling layers (VGG ``features``)."""
+    """Stages of a ``Sequential``, each closed by a pooling layer (VGG ``features``)."""
     for name, module in model.named_modules():
         if type(module) is not nn.Sequential or not any(isinstance(m, _POOLING) for m in module):
             continue
@@ -247,9 +247,7 @@ def _pooling_stages(model: nn.Module, node_names: list[str]) -> list[tuple[str, 
                 if current:
                     stages.append((start, current))
                 current, start = [], None
-        if current:
-            stages.append((start, current))
-        if len(stages) >= 2:
+        if len(stages) >= 2:  # nodes after the last pooling layer are the head, not a stage
             return stages
     return []
 

@@ -1,0 +1,40 @@
+import math
+
+import pytest
+
+from agents.baselines import IMAGE_SEARCH_SPACE, Schedule, schedule_grid
+
+
+def test_cosine_with_warmup_against_hand_computed_points():
+    s = Schedule("cosine", total_steps=100, alpha_max=0.1, mu=0.1, eta1=0.1, eta2=0.5)
+    assert s(0) == 0.0  # warmup starts at 0
+    assert s(5) == pytest.approx(0.05)  # half-way through warmup
+    assert s(10) == pytest.approx(0.1)  # end of warmup = alpha_max
+    assert s(30) == pytest.approx(0.5 * 0.09 * (1 + math.cos(math.pi * 0.5)) + 0.01)  # mid-decay = 0.055
+    assert s(50) == pytest.approx(0.01) and s(99) == pytest.approx(0.01)  # after T_decay: alpha_min
+
+
+def test_polynomial_decay_against_hand_computed_points():
+    s = Schedule("polynomial", total_steps=100, alpha_max=1.0, mu=0.0, eta2=1.0, power=2)
+    assert s(0) == 1.0
+    assert s(50) == pytest.approx(0.25)
+    assert s(75) == pytest.approx(0.0625)
+
+
+def test_constant_keeps_alpha_max_after_warmup():
+    s = Schedule("constant", total_steps=10, alpha_max=0.01, eta1=0.2)
+    assert [s(t) for t in (0, 1, 2, 9)] == pytest.approx([0.0, 0.005, 0.01, 0.01])
+
+
+def test_table5_grid_sizes():
+    assert IMAGE_SEARCH_SPACE["alpha_max"] == (1e-1, 1e-2, 1e-3)
+    assert len(schedule_grid("constant", 100)) == 3
+    assert len(schedule_grid("cosine", 100)) == 3 * 3 * 2
+    assert len(schedule_grid("polynomial", 100)) == 3 * 3 * 2 * 2
+
+
+def test_invalid_schedules():
+    with pytest.raises(ValueError, match="kind"):
+        Schedule("step", 10, 0.1)
+    with pytest.raises(ValueError, match="eta1"):
+        Schedule("cosine", 10, 0.1, eta1=0.6, eta2=0.5)

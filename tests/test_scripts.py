@@ -1,0 +1,53 @@
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import compare  # noqa: E402
+import train_gns  # noqa: E402
+
+
+def test_train_then_compare_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_gns.main(["--env", "GNS/Debug-v0", "--episodes", "2", "--out", str(out), "--no-progress"]) == 0
+    episodes = json.loads((out / "episodes.json").read_text())
+    assert [e["episode"] for e in episodes] == [1, 2] and all(e["decisions"] == 3 for e in episodes)
+    assert all(abs(e["return"] - (e["final_val_metric"] - 0)) < 1.0 for e in episodes)
+    assert (out / "agent.zip").is_file() and list((out / "tb").rglob("events.out.tfevents*"))
+    cmp = tmp_path / "cmp"
+    assert compare.main(["--agent", str(out / "agent.zip"), "--env", "GNS/Debug-v0", "--seeds", "2", "--out", str(cmp)]) == 0
+    printed = capsys.readouterr().out
+    assert "| Constant |" in printed and "| Cosine |" in printed and "| GNS |" in printed
+    rows = json.loads((cmp / "runs.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["Constant", "Cosine", "GNS"] and all(r["seeds"] == 2 for r in rows)
+    assert (cmp / "table.md").read_text().count("±") == 3
+    assert (cmp / "table.csv").read_text().startswith("method,config,test_mean")
+    assert (cmp / "trajectories.png").stat().st_size > 10_000
+
+
+def test_env_kwargs_reach_the_env(tmp_path):
+    out = tmp_path / "run"
+    train_gns.main(["--env", "GNS/Debug-v0", "--episodes", "1", "--out", str(out), "--no-progress",
+                    "--env-kwargs", "total_steps=12", "val_prob=1.0"])  # fmt: skip
+    assert json.loads((out / "episodes.json").read_text())[0]["decisions"] == 5
+    assert json.loads((out / "config.json").read_text())["env_kwargs"] == {"total_steps": 12, "val_prob": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "GNS/Nope-v0"], "Nope"),
+        (["--env", "GNS/Debug-v0", "--env-kwargs", "batch_size=0"], "batch_size"),
+        (["--env", "GNS/Debug-v0", "--env-kwargs", "colour=red"], "colour"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_gns.main([*argv, "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and "Traceback" not in err
