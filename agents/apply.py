@@ -1,8 +1,8 @@
 """Apply a scheduler to a training run: a trained GNS agent or a fixed schedule.
 
 :func:`select_initial_lr` is the paper's application procedure (§4.3): try several initial
-LRs, run each for the first K steps (``reset`` does that), and keep the one whose state the
-critic values most. :func:`run_episode` plays one whole episode and records what happened.
+LRs, run each for the first K steps (``reset`` does that), and keep the one whose state scores
+best under the critic. :func:`run_episode` plays one whole episode and records what happened.
 """
 
 from __future__ import annotations
@@ -40,16 +40,30 @@ def state_value(agent: BaseAlgorithm, observation: dict[str, np.ndarray]) -> flo
         return float(agent.policy.predict_values(obs_tensor).item())
 
 
-def select_initial_lr(agent: BaseAlgorithm, env: gym.Env, seed: int, candidates: Sequence[float]) -> float:
-    """The candidate initial LR whose state after the first K steps has the highest V (§4.3).
+def select_initial_lr(
+    agent: BaseAlgorithm, env: gym.Env, seed: int, candidates: Sequence[float], criterion: str = "final"
+) -> float:
+    """The candidate initial LR whose state after the first K steps scores highest (§4.3).
 
     Every candidate starts from the same seed (same network init and data split).
+
+    :param criterion: ``"value"`` = the critic's V(s) alone, the paper's literal rule; ``"final"``
+        (default) = the validation metric measured at that state plus V(s). Since rewards are
+        metric *changes*, V(s) estimates the gain still to come, which is largest where the
+        start was worst (a too-high LR); adding the current metric makes the score the
+        predicted final metric. A candidate that diverges within the K steps scores -inf.
     """
-    values = []
+    if criterion not in ("final", "value"):
+        raise ValueError(f"criterion must be 'final' or 'value', got {criterion!r}")
+    scores = []
     for lr in candidates:
-        observation, _ = env.reset(seed=seed, options={"initial_lr": float(lr)})
-        values.append(state_value(agent, observation))
-    return float(candidates[int(np.argmax(values))])
+        observation, info = env.reset(seed=seed, options={"initial_lr": float(lr)})
+        if info["diverged"]:
+            scores.append(-np.inf)
+            continue
+        current = info["val_metric"] if criterion == "final" else 0.0
+        scores.append(current + state_value(agent, observation))
+    return float(candidates[int(np.argmax(scores))])
 
 
 def run_episode(

@@ -27,11 +27,12 @@ def evaluate_schedule(env: gym.Env, schedule: Schedule, seeds: Sequence[int]) ->
 
 
 def evaluate_agent(
-    env: gym.Env, agent: BaseAlgorithm, seeds: Sequence[int], initial_lrs: Sequence[float]
+    env: gym.Env, agent: BaseAlgorithm, seeds: Sequence[int], initial_lrs: Sequence[float], criterion: str = "final"
 ) -> list[EpisodeRecord]:
-    """The agent on each held-out seed, starting from the initial LR it values most (§4.3)."""
+    """The agent on each held-out seed, from the initial LR chosen by ``criterion`` (§4.3,
+    :func:`agents.apply.select_initial_lr`)."""
     return [
-        run_episode(env, s, select_initial_lr(agent, env, s, initial_lrs), agent=agent, evaluate_test=True)
+        run_episode(env, s, select_initial_lr(agent, env, s, initial_lrs, criterion), agent=agent, evaluate_test=True)
         for s in seeds
     ]
 

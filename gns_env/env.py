@@ -70,6 +70,9 @@ class LRSchedulingEnv(gym.Env):
       LR), the first ``step`` terminates at once.
     There is no truncation.
 
+    ## Rendering
+    ``render_mode="ansi"``: ``render()`` returns one line of text (step, LR, loss, metric).
+
     ## Info
     ``lr``, ``train_loss``, ``step`` (optimizer steps so far), ``validated``, ``val_metric``
     (when validated), ``diverged``.
@@ -87,9 +90,12 @@ class LRSchedulingEnv(gym.Env):
     - v0: initial release.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["ansi"]}
 
-    def __init__(self, task: str | TaskSpec = "GNS/FashionMNIST-Lite-v0", **overrides: Any) -> None:
+    def __init__(
+        self, task: str | TaskSpec = "GNS/FashionMNIST-Lite-v0", render_mode: str | None = None, **overrides: Any
+    ) -> None:
+        self.render_mode = render_mode
         if isinstance(task, str):
             if task not in PRESETS:
                 close = difflib.get_close_matches(task, PRESETS, n=3)
@@ -145,13 +151,12 @@ class LRSchedulingEnv(gym.Env):
         if self.task.train_size is not None:
             train_index = train_index[: self.task.train_size]
         self._val = TensorDataset(*self._pool[val_index])
-        train = TensorDataset(*self._pool[train_index])
         self._lr = self._initial_lr(options.get("initial_lr"))
         self._schedule = options.get("lr_schedule")
         if self._schedule is not None and not callable(self._schedule):
             raise ValueError("options['lr_schedule'] must be a function step -> learning rate")
         optimizer = torch.optim.Adam(model.parameters(), lr=self._lr)
-        self._trainer = Trainer(model, optimizer, train, self.task.batch_size, order_seed)
+        self._trainer = Trainer(model, optimizer, self._pool, self.task.batch_size, order_seed, train_index)
         self._featurizer = NodeFeaturizer(self.graph, model)
         self._done = False
         observation, self._diverged = self._advance(self.task.decision_interval)
@@ -228,6 +233,15 @@ class LRSchedulingEnv(gym.Env):
             "validated": validated,
             "diverged": diverged,
         }
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``: one line with the step, LR, training loss and last metric."""
+        if self.render_mode != "ansi" or self._trainer is None:
+            return None
+        return (
+            f"step {self._trainer.steps_done}/{self.task.total_steps}  lr {self._lr:.3e}  "
+            f"loss {self._loss:.4f}  val {self.task.metric} {self._last_metric:.4f}"
+        )
 
     def evaluate_test(self) -> float:
         """Test-split accuracy of the current network. For evaluation scripts only: the test

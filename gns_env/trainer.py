@@ -19,7 +19,9 @@ class Trainer:
 
     :param model: the network, already on ``device``.
     :param optimizer: its optimizer; :meth:`run` sets the LR of every parameter group.
-    :param data: training inputs ``(N, ...)`` and int64 targets ``(N,)``, on ``device``.
+    :param data: inputs ``(N, ...)`` and int64 targets ``(N,)``, on ``device``.
+    :param indices: ``(n,)`` rows of ``data`` to train on (default: all); batches are gathered
+        from ``data`` directly, so no copy of the training split is made.
     :param batch_size: mini-batch size (the last incomplete batch of an epoch is dropped).
     :param seed: seed of the batch order and of the global RNG inside :meth:`run`.
     """
@@ -31,17 +33,19 @@ class Trainer:
         data: TensorDataset,
         batch_size: int,
         seed: int,
+        indices: torch.Tensor | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.data = data
-        self.batch_size = min(batch_size, len(data))
+        self._device = next(model.parameters()).device
+        self.indices = indices.to(self._device) if indices is not None else torch.arange(len(data), device=self._device)
+        self.batch_size = min(batch_size, len(self.indices))
         self.steps_done = 0
         self.first_loss: float | None = None
         self._order_generator = torch.Generator().manual_seed(seed)
         self._order = torch.empty(0, dtype=torch.long)
         self._cursor = 0
-        self._device = next(model.parameters()).device
         with torch.random.fork_rng(devices=self._cuda_devices()):
             torch.manual_seed(seed)
             self._rng_state = self._get_rng_state()
@@ -55,12 +59,11 @@ class Trainer:
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._cursor + self.batch_size > len(self._order):
-            self._order = torch.randperm(len(self.data), generator=self._order_generator)
+            self._order = torch.randperm(len(self.indices), generator=self._order_generator).to(self._device)
             self._cursor = 0
-        index = self._order[self._cursor : self._cursor + self.batch_size].to(self._device)
+        rows = self.indices[self._order[self._cursor : self._cursor + self.batch_size]]
         self._cursor += self.batch_size
-        inputs, targets = self.data[index]
-        return inputs, targets
+        return self.data[rows]
 
     def run(self, num_steps: int, lr: float | Callable[[int], float]) -> float:
         """Run ``num_steps`` optimizer steps and return their mean training loss.

@@ -5,7 +5,8 @@
 1. Tune: every baseline configuration of the grid runs once on the tuning seed; the best final
    validation accuracy wins (``--grid paper`` = Table 5; ``small`` = a subset for CPU demos).
 2. Test: the winners and the agent run on ``--seeds`` held-out seeds (distinct from training and
-   tuning seeds); the agent starts from the candidate initial LR its critic values most.
+   tuning seeds); the agent starts from the candidate initial LR its critic scores highest
+   (``--lr-criterion``: validation metric + V(s) by default, V(s) alone as in the paper).
 3. Report: test accuracy mean ± std as a printed Markdown table, ``table.md``, ``table.csv``,
    every run in ``runs.json``, and the LR / validation trajectories in ``trajectories.png``.
 """
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", choices=("small", "paper"), default="small", help="baseline search space")
     parser.add_argument("--initial-lrs", type=float, nargs="+", help="candidate initial LRs of the agent "
                         "(default: 3 log-spaced over the task's initial-LR range)")  # fmt: skip
+    parser.add_argument("--lr-criterion", choices=("final", "value"), default="final",
+                        help="initial-LR selection: 'value' = V(s) (paper), 'final' = val metric + V(s)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -76,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  best {best.label()}; testing on seeds {seeds}", flush=True)
         results[kind.capitalize()] = evaluate_schedule(env, best, seeds)
         rows.append(summarize(kind.capitalize(), best.label(), results[kind.capitalize()]))
-    print(f"GNS agent {args.agent}: initial LR chosen by value among {[f'{lr:.0e}' for lr in initial_lrs]}", flush=True)
-    results["GNS"] = evaluate_agent(env, agent, seeds, initial_lrs)
+    print(f"GNS agent {args.agent}: initial LR chosen by {args.lr_criterion!r} among "
+          f"{[f'{lr:.0e}' for lr in initial_lrs]}", flush=True)  # fmt: skip
+    results["GNS"] = evaluate_agent(env, agent, seeds, initial_lrs, args.lr_criterion)
     chosen = ", ".join(f"{r.initial_lr:.0e}" for r in results["GNS"])
     rows.append(summarize("GNS", f"{args.agent} (initial LRs {chosen})", results["GNS"]))
     env.close()

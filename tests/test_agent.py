@@ -128,3 +128,33 @@ def test_agent_acts_on_an_env_with_another_graph(debug_env, fashion_mnist):
     action, _ = agent.predict(obs, deterministic=True)
     assert action.shape == (1,) and -1 <= action[0] <= 1
     other.close()
+
+
+class ConstantCritic:
+    """Stands in for a trained agent: V(s) depends only on the LR feature of the state."""
+
+    def __init__(self, value_of_log_lr):
+        self.value_of_log_lr = value_of_log_lr
+        self.policy = self
+
+    def obs_to_tensor(self, observation):
+        return observation, True
+
+    def predict_values(self, observation):
+        return torch.tensor([[self.value_of_log_lr(float(observation["globals"][0]))]])
+
+
+def test_initial_lr_selection_picks_the_highest_scoring_candidate(debug_env):
+    from agents.apply import select_initial_lr
+
+    env = debug_env()
+    candidates = [1e-3, 1e-2, 3e-2]
+    prefers_1e2 = ConstantCritic(lambda log_lr: -abs(log_lr + 2.0))  # peaks at lr = 1e-2
+    assert select_initial_lr(prefers_1e2, env, 0, candidates, criterion="value") == 1e-2
+    assert select_initial_lr(prefers_1e2, env, 0, candidates, criterion="final") == 1e-2
+    # "final" adds the measured metric: a flat critic then picks the best start
+    flat = ConstantCritic(lambda log_lr: 0.0)
+    metrics = [env.reset(seed=0, options={"initial_lr": lr})[1]["val_metric"] for lr in candidates]
+    assert select_initial_lr(flat, env, 0, candidates, criterion="final") == candidates[int(np.argmax(metrics))]
+    with pytest.raises(ValueError, match="criterion"):
+        select_initial_lr(flat, env, 0, candidates, criterion="best")

@@ -28,7 +28,10 @@ def assert_same_observations(first, second):
 
 
 def test_check_env_passes(debug_env):
-    check_env(debug_env().unwrapped, skip_render_check=True)
+    check_env(debug_env().unwrapped)
+    env = debug_env(render_mode="ansi")
+    env.reset(seed=0)
+    assert env.render().startswith("step 2/8  lr ")
 
 
 def test_every_registered_id_is_a_preset():
