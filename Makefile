@@ -9,6 +9,11 @@ OUT ?= runs/demo
 EPISODES ?= 5
 SEEDS ?= 3
 FMNIST_DEBIAN := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# The GLUE files in the official layout: $$GNS_GLUE_DIR, else the team's offline copy next to the repository.
+GLUE_SHARED := $(abspath ../shared/data/glue)
+ifneq ($(wildcard $(GLUE_SHARED)/RTE/train.tsv),)
+export GNS_GLUE_DIR ?= $(GLUE_SHARED)
+endif
 
 .PHONY: install data demo test test-slow test-all clean
 
@@ -19,7 +24,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[text,test]"
 	touch $(STAMP)
 
 # Fashion-MNIST: $$GNS_DATA_DIR if set, else Debian's dataset-fashion-mnist (installed here when

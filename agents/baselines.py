@@ -1,4 +1,4 @@
-"""Hand-designed learning-rate schedules (paper Eq. 7) and their search spaces (Table 5).
+"""Hand-designed learning-rate schedules (paper Eq. 7) and their search spaces (Tables 5, 6).
 
 Eq. 7 in phases, with ``T_warm = eta1 * T`` and ``T_decay = eta2 * T``:
 
@@ -77,6 +77,10 @@ class Schedule:
 
 #: Table 5 (image classification).
 IMAGE_SEARCH_SPACE = {"alpha_max": (1e-1, 1e-2, 1e-3), "mu": (1e-1, 1e-2, 1e-3), "eta2": (0.5, 1.0), "power": (1, 2)}
+#: Table 6 (language understanding): decay to 0 at the end of training, warmup fractions eta1.
+LANGUAGE_SEARCH_SPACE = {"alpha_max": (1e-5, 2e-5), "eta1": (0, 0.025, 0.05, 0.075, 0.1), "power": (1, 2)}
+#: ``TaskSpec.search_space`` -> the paper's grid.
+SEARCH_SPACES = {"image": IMAGE_SEARCH_SPACE, "language": LANGUAGE_SEARCH_SPACE}
 
 
 def schedule_grid(kind: str, total_steps: int, space: dict[str, tuple] = IMAGE_SEARCH_SPACE) -> list[Schedule]:

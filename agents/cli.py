@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import gymnasium as gym
 
 from gns_env.data import DatasetError
+from gns_env.models import ModelUnavailableError
 
 
 def parse_env_kwargs(pairs: list[str]) -> dict:
@@ -34,6 +35,6 @@ def user_errors() -> Iterator[None]:
     """Turn errors caused by the user's input (env ID, kwargs, data) into one line and exit 2."""
     try:
         yield
-    except (DatasetError, ValueError, TypeError, gym.error.Error) as err:
+    except (DatasetError, ModelUnavailableError, ValueError, TypeError, gym.error.Error) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

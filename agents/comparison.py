@@ -75,7 +75,9 @@ def write_csv(rows: Sequence[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-def plot_trajectories(results: dict[str, Sequence[EpisodeRecord]], path: Path, title: str) -> None:
+def plot_trajectories(
+    results: dict[str, Sequence[EpisodeRecord]], path: Path, title: str, metric: str = "accuracy"
+) -> None:
     """LR (log scale) and validation metric against optimizer steps, first seed of each method
     (like paper Fig. 3)."""
     import matplotlib
@@ -89,7 +91,7 @@ def plot_trajectories(results: dict[str, Sequence[EpisodeRecord]], path: Path, t
         ax_lr.plot(record.steps, record.lrs, label=method, drawstyle="steps-post")
         ax_val.plot(record.val_steps, np.array(record.val_metrics) * 100, marker="o", ms=3, label=method)
     ax_lr.set(xlabel="optimizer step", ylabel="learning rate", yscale="log", title=f"{title}: LR (seed {record.seed})")
-    ax_val.set(xlabel="optimizer step", ylabel="validation accuracy (%)", title="validation at validated decisions")
+    ax_val.set(xlabel="optimizer step", ylabel=f"validation {metric} (%)", title="validation at validated decisions")
     for ax in (ax_lr, ax_val):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from gns_env.data.images import load_image_split
+from gns_env.data.splits import load_task_split
 from gns_env.graph.builder import ModelGraph, build_graph
 from gns_env.graph.features import NodeFeaturizer
+from gns_env.metrics import compute_metrics
 from gns_env.models import build_model
 from gns_env.spaces import GraphObservationEncoder
 from gns_env.tasks import PRESETS, TaskSpec, resolve_device
@@ -27,7 +28,8 @@ class LRSchedulingEnv(gym.Env):
     """Choose the learning rate while a network trains (GNS, Xiong et al., ICLR 2022).
 
     ## Description
-    Every episode trains a freshly initialised network for T optimizer steps (Adam). Every K
+    Every episode trains a fresh network (random init; pretrained with a new head for the GLUE
+    tasks) for T optimizer steps (Adam, or AdamW for GLUE). Every K
     steps the agent sees the network as a graph — one node per module that owns parameters,
     edges along the computation, nodes grouped into input / repeated / output blocks — and
     scales the learning rate. The reward is the change of the validation metric.
@@ -47,7 +49,7 @@ class LRSchedulingEnv(gym.Env):
 
     ## Rewards
     At a validated decision (probability ``val_prob``; the last decision always) the reward is
-    ``P_now - P_prev``, the change of validation accuracy since the previous validation (the
+    ``P_now - P_prev``, the change of the validation metric since the previous validation (the
     first reference P is measured at the end of ``reset``). Elsewhere it is 0 and
     ``info["validated"]`` is False; learners spread each change over the decisions since the
     previous validation (Eq. 3, :func:`gns_env.rewards.spread_rewards`). Divergence pays
@@ -75,7 +77,8 @@ class LRSchedulingEnv(gym.Env):
 
     ## Info
     ``lr``, ``train_loss``, ``step`` (optimizer steps so far), ``validated``, ``val_metric``
-    (when validated), ``diverged``.
+    (when validated; the task's metric: accuracy, Matthews or Pearson correlation) and
+    ``val_<name>`` for the task's extra metrics (``val_f1`` on MRPC/QQP), ``diverged``.
 
     ## Arguments
     ```python
@@ -105,7 +108,8 @@ class LRSchedulingEnv(gym.Env):
         self.task: TaskSpec = task.with_overrides(**overrides)
         self.device = resolve_device(self.task.device)
         self._pool: TensorDataset | None = self._load_pool()
-        self.graph: ModelGraph = build_graph(self._new_model(seed=0), self._pool.tensors[0][:2])
+        example_input = tuple(t[:2] for t in self._pool.tensors[:-1])
+        self.graph: ModelGraph = build_graph(self._new_model(seed=0), example_input)
         self._encoder = GraphObservationEncoder(self.graph, self.task.max_nodes, self.task.max_edges)
         self.observation_space = self._encoder.space
         self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
@@ -121,7 +125,7 @@ class LRSchedulingEnv(gym.Env):
 
     def _load_pool(self) -> TensorDataset:
         """The training split (validation is drawn from it at every reset), on the device."""
-        pool = load_image_split(self.task.dataset, "train", self.task.data_dir)
+        pool = load_task_split(self.task, "train")
         needed = self.task.val_size + self.task.batch_size
         if len(pool) < needed:
             raise ValueError(
@@ -132,7 +136,8 @@ class LRSchedulingEnv(gym.Env):
     def _new_model(self, seed: int) -> torch.nn.Module:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(seed)
-            return build_model(self.task.model, self.task.num_classes).to(self.device)
+            model = build_model(self.task.model, self.task.num_classes, self.task.pretrained, self.task.model_config)
+            return model.to(self.device)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -155,15 +160,17 @@ class LRSchedulingEnv(gym.Env):
         self._schedule = options.get("lr_schedule")
         if self._schedule is not None and not callable(self._schedule):
             raise ValueError("options['lr_schedule'] must be a function step -> learning rate")
-        optimizer = torch.optim.Adam(model.parameters(), lr=self._lr)
-        self._trainer = Trainer(model, optimizer, self._pool, self.task.batch_size, order_seed, train_index)
+        optimizer_class = torch.optim.AdamW if self.task.optimizer == "adamw" else torch.optim.Adam
+        optimizer = optimizer_class(model.parameters(), lr=self._lr, weight_decay=self.task.weight_decay)
+        self._trainer = Trainer(
+            model, optimizer, self._pool, self.task.batch_size, order_seed, train_index, self.task.num_classes == 1
+        )
         self._featurizer = NodeFeaturizer(self.graph, model)
         self._done = False
         observation, self._diverged = self._advance(self.task.decision_interval)
         info = self._info(validated=not self._diverged, diverged=self._diverged)
         if not self._diverged:
-            self._last_metric = self._validate()
-            info["val_metric"] = self._last_metric
+            self._last_metric = self._validate(info)
         return observation, info
 
     def _initial_lr(self, requested: float | None) -> float:
@@ -199,10 +206,9 @@ class LRSchedulingEnv(gym.Env):
         if diverged:
             reward = -self.task.divergence_penalty
         elif validated:
-            metric = self._validate()
+            metric = self._validate(info)
             reward = metric - self._last_metric
             self._last_metric = metric
-            info["val_metric"] = metric
         return observation, reward, self._done, False, info
 
     def _advance(self, num_steps: int) -> tuple[dict[str, np.ndarray], bool]:
@@ -222,8 +228,17 @@ class LRSchedulingEnv(gym.Env):
         loss = math.log1p(self._loss) if math.isfinite(self._loss) else 0.0
         return self._encoder.encode(nodes, np.array([math.log10(self._lr), loss, progress]))
 
-    def _validate(self) -> float:
-        return self._trainer.evaluate(self._val, self.task.eval_batch_size)
+    def _validate(self, info: dict[str, Any]) -> float:
+        """Measure the task's metrics on the validation split; record them in ``info``
+        (``val_metric`` = the reward metric, ``val_<name>`` for the extra ones) and return the first."""
+        values = self._metrics(self._val)
+        info["val_metric"] = values[self.task.metric]
+        info.update({f"val_{name}": values[name] for name in self.task.extra_metrics})
+        return values[self.task.metric]
+
+    def _metrics(self, data: TensorDataset) -> dict[str, float]:
+        predictions, targets = self._trainer.predict(data, self.task.eval_batch_size)
+        return compute_metrics(self.task.metrics, predictions, targets)
 
     def _info(self, validated: bool, diverged: bool) -> dict[str, Any]:
         return {
@@ -244,12 +259,11 @@ class LRSchedulingEnv(gym.Env):
         )
 
     def evaluate_test(self) -> float:
-        """Test-split accuracy of the current network. For evaluation scripts only: the test
-        split is loaded on the first call and never used for rewards."""
+        """The task metric of the current network on the test split (GLUE: the dev set). For
+        evaluation scripts only: the split is loaded on the first call and never used for rewards."""
         if self._trainer is None:
             raise RuntimeError("call reset() and train before evaluating")
-        test = load_image_split(self.task.dataset, "test", self.task.data_dir)
-        return self._trainer.evaluate(test, self.task.eval_batch_size)
+        return self._metrics(load_task_split(self.task, "test"))[self.task.metric]
 
     def _end_episode(self) -> None:
         self._trainer = None

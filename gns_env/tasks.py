@@ -32,7 +32,14 @@ OVERRIDABLE = (
     "action_scale",
     "divergence_factor",
     "divergence_penalty",
+    "weight_decay",
+    "max_seq_length",
+    "tokenizer",
+    "pretrained",
+    "model_config",
 )
+OPTIMIZERS = ("adam", "adamw")
+SEARCH_SPACES = ("image", "language")
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,9 @@ class TaskSpec:
 
     :param env_id: the registered Gymnasium ID.
     :param description: one line shown in docs and errors.
-    :param dataset: ``"fashion_mnist"`` (real) or ``"synthetic"`` (debug only).
-    :param model: key of :data:`gns_env.trainer.MODEL_BUILDERS`.
-    :param num_classes: classes of the classification head.
+    :param dataset: ``"fashion_mnist"``, ``"glue"`` (real) or ``"synthetic"`` (debug only).
+    :param model: key of :data:`gns_env.models.MODEL_BUILDERS` or :data:`gns_env.models.TEXT_MODELS`.
+    :param num_classes: classes of the classification head; 1 = regression (MSE loss).
     :param total_steps: T, optimizer steps per episode (paper Table 7).
     :param decision_interval: K, optimizer steps between two decisions.
     :param batch_size: training mini-batch size.
@@ -62,6 +69,17 @@ class TaskSpec:
     :param max_nodes: padded node count of the observation (fits ResNet-34, VGG-16, RoBERTa-large).
     :param max_edges: padded edge count of the observation.
     :param synthetic: ``True`` for tasks on synthetic data (labelled as such everywhere).
+    :param subset: the dataset's task, e.g. the GLUE task (``"RTE"``).
+    :param metric: validation metric of the reward (:data:`gns_env.metrics.METRICS`).
+    :param extra_metrics: further metrics reported in ``info`` as ``val_<name>``.
+    :param optimizer: ``"adam"`` or ``"adamw"`` (decoupled weight decay).
+    :param weight_decay: the optimizer's weight decay.
+    :param search_space: ``"image"`` (Table 5) or ``"language"`` (Table 6) baseline grids.
+    :param max_seq_length: text only: tokens per example after truncation.
+    :param tokenizer: text only: tokenizer (hub ID or folder); ``None`` = the model's own.
+    :param pretrained: text only: start from pretrained weights (``False`` = random init).
+    :param model_config: text only, with ``pretrained=False``: configuration fields to override
+        (a reduced RoBERTa for tests, e.g. ``{"num_hidden_layers": 2, "hidden_size": 32}``).
     """
 
     env_id: str
@@ -86,7 +104,25 @@ class TaskSpec:
     max_nodes: int = 256
     max_edges: int = 1024
     synthetic: bool = False
-    metric: str = field(default="accuracy")
+    subset: str | None = None
+    metric: str = "accuracy"
+    extra_metrics: tuple[str, ...] = ()
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    search_space: str = "image"
+    max_seq_length: int = 128
+    tokenizer: str | None = None
+    pretrained: bool = False
+    model_config: dict | None = field(default=None, hash=False)
+
+    @property
+    def is_text(self) -> bool:
+        return self.dataset == "glue"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The reward metric first, then the extra ones."""
+        return (self.metric, *self.extra_metrics)
 
     @property
     def num_decisions(self) -> int:
@@ -111,7 +147,7 @@ class TaskSpec:
         def fail(name: str, rule: str) -> None:
             raise ValueError(f"{self.env_id}: {name}={getattr(self, name)!r} is invalid; {rule}")
 
-        for name in ("total_steps", "decision_interval", "batch_size", "val_size", "eval_batch_size"):
+        for name in ("total_steps", "decision_interval", "batch_size", "val_size", "eval_batch_size", "max_seq_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 fail(name, "it must be a positive integer")
@@ -138,6 +174,23 @@ class TaskSpec:
             fail("divergence_factor", "it must be > 1")
         if not self.divergence_penalty >= 0:
             fail("divergence_penalty", "it must be >= 0")
+        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
+            fail("weight_decay", "it must lie in [0, 1)")
+        if self.optimizer not in OPTIMIZERS:
+            fail("optimizer", f"use one of {OPTIMIZERS}")
+        if self.search_space not in SEARCH_SPACES:
+            fail("search_space", f"use one of {SEARCH_SPACES}")
+        if not isinstance(self.pretrained, bool):
+            fail("pretrained", "it must be True or False")
+        if self.pretrained and not self.is_text:
+            fail("pretrained", "only the text models have pretrained weights; vision models start from random init")
+        if self.model_config is not None:
+            if not isinstance(self.model_config, dict) or not self.is_text:
+                fail("model_config", "it must be a dict of transformer configuration fields (text tasks only)")
+            if self.pretrained:
+                fail("model_config", "it changes the architecture, so it needs pretrained=False")
+        if self.tokenizer is not None and not (isinstance(self.tokenizer, str) and self.is_text):
+            fail("tokenizer", "it must be a hub ID or a folder (text tasks only)")
         for name in ("max_nodes", "max_edges"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 fail(name, "it must be a positive integer")
@@ -199,3 +252,74 @@ PRESETS: dict[str, TaskSpec] = {
         ),
     )
 }
+
+# GLUE (paper App. B.3): AdamW with weight decay 0.1, Table 6's initial LRs, Table 8's batch
+# size / T / K / metric. Validation examples are drawn from train (GLUE's test labels are
+# private; the dev set is the test split).
+_GLUE_TABLE_8 = {  # task: (batch, T, K, metric, extra metrics, validation examples)
+    "CoLA": (16, 2680, 10, "matthews", (), 1000),
+    "SST2": (32, 10525, 100, "accuracy", (), 2000),
+    "MRPC": (32, 575, 10, "accuracy", ("f1",), 400),
+    "QQP": (32, 56855, 1000, "accuracy", ("f1",), 5000),
+    "STSB": (16, 1800, 10, "pearson", (), 600),
+    "MNLI": (32, 61360, 1000, "accuracy", (), 5000),
+    "QNLI": (32, 16370, 100, "accuracy", (), 5000),
+    "RTE": (16, 1560, 10, "accuracy", (), 250),
+}
+_GLUE_CLASSES = {"MNLI": 3, "STSB": 1}
+_GLUE = dict(
+    dataset="glue", optimizer="adamw", weight_decay=0.1, search_space="language", pretrained=True,
+    lr_bounds=(1e-7, 1e-2), eval_batch_size=128,
+)  # fmt: skip
+# CPU presets: MiniLM-L6 (pretrained, offline) on real data, sized to <= ~3 min per episode here.
+_GLUE_LITE = {  # task: (batch, T, K, max_seq_length, validation examples)
+    "RTE": (16, 80, 8, 128, 200),
+    "MRPC": (16, 100, 10, 128, 300),
+    "CoLA": (16, 200, 10, 64, 500),
+    "STSB": (16, 150, 10, 128, 400),
+    "SST2": (16, 200, 10, 64, 500),
+}
+
+
+
+def _glue_paper(task: str, size: str) -> TaskSpec:
+    batch, steps, interval, metric, extra, val = _GLUE_TABLE_8[task]
+    return TaskSpec(
+        env_id=f"GNS/GLUE-{task}-RoBERTa{size}-v0",
+        description=f"Paper setting (Table 8): RoBERTa-{size.lower()} fine-tuned on GLUE {task}, GPU scale",
+        model=f"roberta-{size.lower()}",
+        subset=task,
+        num_classes=_GLUE_CLASSES.get(task, 2),
+        total_steps=steps,
+        decision_interval=interval,
+        batch_size=batch,
+        val_size=val,
+        metric=metric,
+        extra_metrics=extra,
+        initial_lr_range=(1e-5, 2e-5),
+        **_GLUE,
+    )
+
+
+def _glue_lite(task: str) -> TaskSpec:
+    batch, steps, interval, length, val = _GLUE_LITE[task]
+    return TaskSpec(
+        env_id=f"GNS/GLUE-{task}-Lite-v0",
+        description=f"CPU default: pretrained MiniLM-L6 (offline) fine-tuned on real GLUE {task}, <= ~3 min/episode",
+        model="minilm-l6",
+        subset=task,
+        num_classes=_GLUE_CLASSES.get(task, 2),
+        total_steps=steps,
+        decision_interval=interval,
+        batch_size=batch,
+        val_size=val,
+        max_seq_length=length,
+        metric=_GLUE_TABLE_8[task][3],
+        extra_metrics=_GLUE_TABLE_8[task][4],
+        initial_lr_range=(2e-5, 1e-4),
+        **_GLUE,
+    )
+
+
+PRESETS.update({spec.env_id: spec for spec in (_glue_paper(t, s) for t in _GLUE_TABLE_8 for s in ("Base", "Large"))})
+PRESETS.update({spec.env_id: spec for spec in map(_glue_lite, _GLUE_LITE)})

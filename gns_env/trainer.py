@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -14,16 +13,21 @@ from torch.utils.data import TensorDataset
 class Trainer:
     """Trains ``model`` on in-memory data with shuffled mini-batches (no replacement per epoch).
 
+    Batches are rows of ``data``: every tensor but the last is passed to ``model`` positionally,
+    the last holds the targets. The loss is cross-entropy on logits ``(B, C)``, or the mean
+    squared error on scores ``(B,)`` when ``regression``.
+
     All randomness (batch order, and dropout through the global torch RNG) comes from
     ``seed``, and the global RNG state outside :meth:`run` is left untouched.
 
     :param model: the network, already on ``device``.
     :param optimizer: its optimizer; :meth:`run` sets the LR of every parameter group.
-    :param data: inputs ``(N, ...)`` and int64 targets ``(N,)``, on ``device``.
+    :param data: model inputs ``(N, ...)`` and targets ``(N,)`` (int64 classes or float scores), on ``device``.
     :param indices: ``(n,)`` rows of ``data`` to train on (default: all); batches are gathered
         from ``data`` directly, so no copy of the training split is made.
     :param batch_size: mini-batch size (the last incomplete batch of an epoch is dropped).
     :param seed: seed of the batch order and of the global RNG inside :meth:`run`.
+    :param regression: mean squared error instead of cross-entropy.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class Trainer:
         batch_size: int,
         seed: int,
         indices: torch.Tensor | None = None,
+        regression: bool = False,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -41,6 +46,7 @@ class Trainer:
         self._device = next(model.parameters()).device
         self.indices = indices.to(self._device) if indices is not None else torch.arange(len(data), device=self._device)
         self.batch_size = min(batch_size, len(self.indices))
+        self.regression = regression
         self.steps_done = 0
         self.first_loss: float | None = None
         self._order_generator = torch.Generator().manual_seed(seed)
@@ -57,7 +63,7 @@ class Trainer:
         cuda = torch.cuda.get_rng_state(self._device) if self._device.type == "cuda" else None
         return torch.get_rng_state(), cuda
 
-    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _next_batch(self) -> tuple[torch.Tensor, ...]:
         if self._cursor + self.batch_size > len(self._order):
             self._order = torch.randperm(len(self.indices), generator=self._order_generator).to(self._device)
             self._cursor = 0
@@ -83,9 +89,9 @@ class Trainer:
                 step_lr = lr(self.steps_done) if callable(lr) else lr
                 for group in self.optimizer.param_groups:
                     group["lr"] = step_lr
-                inputs, targets = self._next_batch()
+                *inputs, targets = self._next_batch()
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(self.model(inputs), targets)
+                loss = self._loss(self.model(*inputs), targets)
                 loss.backward()
                 self.optimizer.step()
                 total += loss.detach()
@@ -95,16 +101,23 @@ class Trainer:
             self._rng_state = self._get_rng_state()
         return total.item() / max(num_steps, 1)
 
+    def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.regression:
+            return F.mse_loss(outputs.float(), targets.float())
+        return F.cross_entropy(outputs, targets)
+
     @torch.no_grad()
-    def evaluate(self, data: TensorDataset, batch_size: int) -> float:
-        """Accuracy of the model on ``data`` (eval mode; the training flag is restored)."""
+    def predict(self, data: TensorDataset, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predictions ``(N,)`` on ``data`` (class ids, or scores for regression) and its targets
+        ``(N,)``, both on the CPU. Runs in eval mode; the training flag is restored."""
         self.model.eval()
-        inputs, targets = data.tensors
-        correct = torch.zeros((), device=self._device, dtype=torch.long)
+        *inputs, targets = data.tensors
+        predictions = []
         for start in range(0, len(targets), batch_size):
-            x = inputs[start : start + batch_size].to(self._device, non_blocking=True)
-            y = targets[start : start + batch_size].to(self._device, non_blocking=True)
-            correct += (self.model(x).argmax(dim=1) == y).sum()
+            batch = [t[start : start + batch_size].to(self._device, non_blocking=True) for t in inputs]
+            outputs = self.model(*batch)
+            predictions.append(outputs.float() if self.regression else outputs.argmax(dim=1))
         self.model.train()
-        accuracy = correct.item() / max(len(targets), 1)
-        return accuracy if math.isfinite(accuracy) else 0.0
+        if not predictions:
+            return targets[:0], targets
+        return torch.cat(predictions).cpu(), targets.cpu()

@@ -3,11 +3,13 @@
     python scripts/compare.py --agent runs/demo/agent.zip --env GNS/FashionMNIST-Lite-v0 --seeds 3 --out runs/demo/compare
 
 1. Tune: every baseline configuration of the grid runs once on the tuning seed; the best final
-   validation accuracy wins (``--grid paper`` = Table 5; ``small`` = a subset for CPU demos).
+   validation metric wins (``--grid paper`` = the task's Table 5 or Table 6 space; ``small`` = a
+   CPU-sized subset: three constant LRs spanning the task's initial-LR range, cosine decay to
+   1 % from the lowest two).
 2. Test: the winners and the agent run on ``--seeds`` held-out seeds (distinct from training and
    tuning seeds); the agent starts from the candidate initial LR its critic scores highest
    (``--lr-criterion``: validation metric + V(s) by default, V(s) alone as in the paper).
-3. Report: test accuracy mean ± std as a printed Markdown table, ``table.md``, ``table.csv``,
+3. Report: the test metric (GLUE: the dev set) mean ± std as a printed Markdown table, ``table.md``, ``table.csv``,
    every run in ``runs.json``, and the LR / validation trajectories in ``trajectories.png``.
 """
 
@@ -23,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 import gns_env  # noqa: F401  (registers the GNS/ IDs)
-from agents.baselines import IMAGE_SEARCH_SPACE, schedule_grid
+from agents.baselines import SEARCH_SPACES, schedule_grid
 from agents.cli import parse_env_kwargs, user_errors
 from agents.comparison import (
     evaluate_agent,
@@ -36,8 +38,6 @@ from agents.comparison import (
 )
 from agents.ppo import GNSPPO
 
-#: CPU-sized search spaces: Table 5's constant LRs; cosine decay to 1 % of two peaks.
-SMALL_SPACES = {"constant": IMAGE_SEARCH_SPACE, "cosine": {"alpha_max": (1e-2, 1e-3), "mu": (1e-2,), "eta2": (1.0,)}}
 TUNE_SEED = 10_000
 HELD_OUT_SEED = 20_000
 
@@ -69,10 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [HELD_OUT_SEED + i for i in range(args.seeds)]
     initial_lrs = args.initial_lrs or list(np.geomspace(*task.initial_lr_range, num=3))
+    spaces = {kind: SEARCH_SPACES[task.search_space] for kind in ("constant", "cosine")}
+    if args.grid == "small":
+        peaks = tuple(float(f"{lr:.2g}") for lr in np.geomspace(*task.initial_lr_range, num=3))
+        spaces = {"constant": {"alpha_max": peaks}, "cosine": {"alpha_max": peaks[:2], "mu": (1e-2,)}}
 
     results, rows, tuning = {}, [], {}
     for kind in ("constant", "cosine"):
-        grid = schedule_grid(kind, task.total_steps, IMAGE_SEARCH_SPACE if args.grid == "paper" else SMALL_SPACES[kind])
+        grid = schedule_grid(kind, task.total_steps, spaces[kind])
         print(f"tuning {kind}: {len(grid)} configurations on seed {TUNE_SEED}", flush=True)
         best, records = tune_schedule(env, grid, TUNE_SEED)
         tuning[kind] = [{"config": s.label(), "val_metric": r.final_val_metric} for s, r in zip(grid, records)]
@@ -86,13 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(summarize("GNS", f"{args.agent} (initial LRs {chosen})", results["GNS"]))
     env.close()
 
-    table = markdown_table(rows)
-    (args.out / "table.md").write_text(f"Test accuracy on {args.env}, {args.seeds} held-out seeds\n\n{table}\n")
+    table = markdown_table(rows, task.metric)
+    title = f"Test {task.metric}{' (GLUE dev set)' if task.is_text else ''} on {args.env}, {args.seeds} held-out seeds"
+    (args.out / "table.md").write_text(f"{title}\n\n{table}\n")
     write_csv(rows, args.out / "table.csv")
     runs = {"env": args.env, "tuning": tuning, "rows": rows, "runs": {k: [asdict(r) for r in v] for k, v in results.items()}}
     (args.out / "runs.json").write_text(json.dumps(runs, indent=2))
-    plot_trajectories(results, args.out / "trajectories.png", args.env)
-    print(f"\nTest accuracy on {args.env} ({args.seeds} held-out seeds)\n\n{table}\n")
+    plot_trajectories(results, args.out / "trajectories.png", args.env, task.metric)
+    print(f"\n{title}\n\n{table}\n")
     print(f"written: {args.out}/table.md, table.csv, runs.json, trajectories.png")
     return 0
 

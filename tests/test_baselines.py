@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from agents.baselines import IMAGE_SEARCH_SPACE, Schedule, schedule_grid
+from agents.baselines import IMAGE_SEARCH_SPACE, LANGUAGE_SEARCH_SPACE, Schedule, schedule_grid
 
 
 def test_cosine_with_warmup_against_hand_computed_points():
@@ -31,6 +31,13 @@ def test_table5_grid_sizes():
     assert len(schedule_grid("constant", 100)) == 3
     assert len(schedule_grid("cosine", 100)) == 3 * 3 * 2
     assert len(schedule_grid("polynomial", 100)) == 3 * 3 * 2 * 2
+
+
+def test_table6_grid_has_the_papers_40_settings():
+    grids = {kind: schedule_grid(kind, 1000, LANGUAGE_SEARCH_SPACE) for kind in ("constant", "polynomial", "cosine")}
+    assert {kind: len(grid) for kind, grid in grids.items()} == {"constant": 10, "polynomial": 20, "cosine": 10}
+    warm = Schedule("polynomial", 1000, 2e-5, eta1=0.1, power=1)  # 100 warmup steps, then linear decay to 0
+    assert [warm(t) for t in (0, 50, 100, 550, 999)] == pytest.approx([0, 1e-5, 2e-5, 1e-5, 2e-5 / 900])
 
 
 def test_invalid_schedules():

@@ -139,8 +139,8 @@ def test_lr_schedule_option_sets_every_step(debug_env):
 
 def test_the_test_split_is_never_loaded_by_episodes(debug_env, monkeypatch):
     loaded = []
-    original = env_module.load_image_split
-    monkeypatch.setattr(env_module, "load_image_split", lambda d, split, *a: loaded.append(split) or original(d, split, *a))
+    original = env_module.load_task_split
+    monkeypatch.setattr(env_module, "load_task_split", lambda task, split: loaded.append(split) or original(task, split))
     env = debug_env(val_prob=1.0)
     rollout(env, 0, [0.0] * 3)
     assert loaded == ["train"]

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from gns_env.models.text import TEXT_MODELS, ModelUnavailableError, TextClassifier, build_text_classifier
 from gns_env.models.vision import build_small_resnet, build_torchvision_resnet
 
-#: model key (``TaskSpec.model``) -> factory taking the number of classes.
+#: vision model key (``TaskSpec.model``) -> factory taking the number of classes (random init).
 MODEL_BUILDERS: dict[str, Callable[[int], nn.Module]] = {
     "resnet18_cifar_stem_1ch": lambda classes: build_torchvision_resnet(18, 1, classes, stem="cifar"),
     "resnet8_lite_1ch": lambda classes: build_small_resnet((32, 64, 128), 1, 1, classes, stem_stride=2),
@@ -16,11 +17,23 @@ MODEL_BUILDERS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-def build_model(name: str, num_classes: int) -> nn.Module:
-    """A freshly initialised model (uses the global torch RNG: seed it first)."""
+def build_model(name: str, num_classes: int, pretrained: bool = False, model_config: dict | None = None) -> nn.Module:
+    """A fresh model: random init for vision models, pretrained weights (or a random init of the
+    same configuration) for the :data:`TEXT_MODELS`. Random parts use the global torch RNG:
+    seed it first."""
+    if name in TEXT_MODELS:
+        return build_text_classifier(name, num_classes, pretrained, model_config)
     if name not in MODEL_BUILDERS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_BUILDERS)}")
+        raise ValueError(f"unknown model {name!r}; known: {', '.join([*MODEL_BUILDERS, *TEXT_MODELS])}")
     return MODEL_BUILDERS[name](num_classes)
 
 
-__all__ = ["MODEL_BUILDERS", "build_model", "build_small_resnet", "build_torchvision_resnet"]
+__all__ = [
+    "MODEL_BUILDERS",
+    "TEXT_MODELS",
+    "ModelUnavailableError",
+    "TextClassifier",
+    "build_model",
+    "build_small_resnet",
+    "build_torchvision_resnet",
+]
