@@ -85,15 +85,18 @@ def make_gns_ppo(env, n_steps: int | None = None, policy_kwargs: dict | None = N
     """GNS-PPO with the paper's hyperparameters on ``env`` (a Gymnasium env or a VecEnv).
 
     :param n_steps: decisions per env per update; default one episode (``task.num_decisions``),
-        as in Algorithm 1.
+        as in Algorithm 1, or two episodes where an episode has a single decision and one env
+        (PPO normalises advantages over the batch, which needs at least two samples).
     :param policy_kwargs: passed to :class:`agents.policy.GNSPolicy` (``action_std``,
         ``critic_lr_ratio``, ``features_extractor_kwargs`` ...).
     :param overrides: any other :class:`~stable_baselines3.PPO` argument (``seed``,
         ``tensorboard_log``, ``device``, ``verbose`` ...).
     """
+    num_envs = getattr(env, "num_envs", 1)
     if n_steps is None:
         task = env.get_attr("task")[0] if hasattr(env, "get_attr") else env.unwrapped.task
-        n_steps = task.num_decisions
-    num_envs = getattr(env, "num_envs", 1)
+        n_steps = task.num_decisions * (2 if task.num_decisions * num_envs < 2 else 1)
+    if n_steps * num_envs < 2:
+        raise ValueError(f"n_steps x n_envs = {n_steps * num_envs}: a PPO update needs at least 2 decisions")
     kwargs = {**PAPER_PPO_KWARGS, "n_steps": n_steps, "batch_size": n_steps * num_envs, **overrides}
     return GNSPPO(GNSPolicy, env, policy_kwargs=policy_kwargs or {}, **kwargs)

