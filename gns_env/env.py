@@ -188,7 +188,7 @@ class LRSchedulingEnv(gym.Env):
             raise RuntimeError("the episode is over or was never started: call reset() first")
         value = np.asarray(action, dtype=np.float64).reshape(-1)
         if value.shape != (1,) or not np.isfinite(value).all():
-            raise ValueError(f"action must be one finite number in [-1, 1], got {action!r}")
+            raise ValueError(f"action must be one finite number (clipped to [-1, 1]), got {action!r}")
         a = float(np.clip(value[0], -1.0, 1.0))
         validate_now = self.np_random.random() < self.task.val_prob
         if self._diverged:  # diverged inside reset: end at once

@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     with user_errors():
         env = gym.make(args.env, **parse_env_kwargs(args.env_kwargs))
     task = env.unwrapped.task
-    agent = GNSPPO.load(args.agent, device="cpu")
+    try:
+        agent = GNSPPO.load(args.agent, device="cpu")
+    except (ValueError, KeyError, OSError) as err:  # SB3: "the file ... wasn't a zip-file", missing entries
+        parser.error(f"--agent {args.agent} is not an agent saved by scripts/train_gns.py ({err})")
     if agent.observation_space != env.observation_space:
         sys.exit(f"error: the agent's observation space does not match {args.env}'s (max_nodes/max_edges differ)")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     agent.learn(total_timesteps=args.episodes * decisions, callback=callback, progress_bar=not args.no_progress)
     agent.save(args.out / "agent.zip")
     env.close()
-    print(f"trained {len(callback.results)} episodes in {time.perf_counter() - start:.0f} s; agent: {args.out / 'agent.zip'}")
+    print(f"trained {len(callback.results)} episode(s) in {time.perf_counter() - start:.0f} s; agent: {args.out / 'agent.zip'}")
     return 0
 
 

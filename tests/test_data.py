@@ -31,11 +31,19 @@ def offline(monkeypatch):
 
 
 def test_missing_dataset_offline_says_how_to_get_it(tmp_path, offline):
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(DatasetError) as err:
-        load_fashion_mnist("train", data_dir=str(tmp_path / "nowhere"))
+        load_fashion_mnist("train", data_dir=str(empty))
     message = str(err.value)
     assert "apt-get install -y dataset-fashion-mnist" in message and "GNS_DATA_DIR" in message
-    assert "nowhere" in message and "URLError" in message
+    assert "empty" in message and "URLError" in message
+
+
+def test_a_mistyped_data_dir_is_reported_and_never_created(tmp_path, offline):
+    with pytest.raises(DatasetError, match="nowhere does not exist.*apt-get install"):
+        load_fashion_mnist("train", data_dir=str(tmp_path / "nowhere"))
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_truncated_file_is_a_clear_error(tmp_path, offline):

@@ -51,3 +51,13 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, argv, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_compare_rejects_a_file_that_is_not_an_agent(tmp_path, capsys):
+    not_an_agent = tmp_path / "config.json"
+    not_an_agent.write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["--agent", str(not_an_agent), "--env", "GNS/Debug-v0", "--out", str(tmp_path / "cmp")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "is not an agent saved by scripts/train_gns.py" in err and "Traceback" not in err

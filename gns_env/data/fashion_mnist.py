@@ -5,8 +5,9 @@ Where the four IDX files are looked for, in order:
 1. ``data_dir`` when given (else ``$GNS_DATA_DIR`` when set): the files themselves (``.gz`` or
    not) in that folder or in ``<dir>/FashionMNIST/raw`` (torchvision's layout);
 2. ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``);
-3. otherwise torchvision downloads them into the cache folder (``$GNS_CACHE_DIR``, default
-   ``~/.cache/gns_env``), which needs internet.
+3. otherwise torchvision downloads them (needs internet): into ``data_dir`` / ``$GNS_DATA_DIR``
+   when that folder exists (a folder that does not exist is an error, never created), else
+   into the cache folder (``$GNS_CACHE_DIR``, default ``~/.cache/gns_env``).
 
 Compressed files are unpacked once into the cache so torchvision's own reader parses them.
 """
@@ -86,14 +87,17 @@ def load_fashion_mnist(split: str, data_dir: str | None = None) -> TensorDataset
             _stage_for_torchvision(found, root)
             break
     else:
+        if explicit and not folders[0].is_dir():
+            raise DatasetError(f"Fashion-MNIST folder {folders[0]} does not exist. {HOW_TO_GET}")
         root = folders[0] if explicit else root
         try:
             FashionMNIST(str(root), train=split == "train", download=True)
         except Exception as err:  # torchvision raises URLError, RuntimeError, ... when offline
             searched = ", ".join(str(f) for f in folders)
+            reason = " ".join(str(err).split())  # torchvision's message spans several lines
             raise DatasetError(
                 f"Fashion-MNIST {split} files not found in {searched} and the download into {root} "
-                f"failed ({type(err).__name__}: {err}). {HOW_TO_GET}"
+                f"failed ({type(err).__name__}: {reason}). {HOW_TO_GET}"
             ) from err
     try:
         dataset = FashionMNIST(str(root), train=split == "train", download=False)
