@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import gns_env  # noqa: F401  (registers the GNS/ IDs)
 from agents.callbacks import EpisodeResultsCallback
 from agents.cli import parse_env_kwargs, user_errors
 from agents.ppo import make_gns_ppo
+from agents.vec_env import make_training_vec_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         probe = gym.make(args.env, **env_kwargs)  # fail fast on a bad ID, kwargs or missing data
         decisions = probe.unwrapped.task.num_decisions
         probe.close()
-        vec_cls = SubprocVecEnv if args.n_envs > 1 else DummyVecEnv
-        # A factory (not the ID string) so SB3 does not ask for render_mode="rgb_array".
-        env = make_vec_env(lambda: gym.make(args.env, **env_kwargs), n_envs=args.n_envs, seed=args.seed, vec_env_cls=vec_cls)
+        env = make_training_vec_env(args.env, env_kwargs, args.n_envs, args.seed)
 
     args.out.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "out": str(args.out), "env_kwargs": env_kwargs, "decisions_per_episode": decisions}

@@ -61,3 +61,30 @@ def test_compare_rejects_a_file_that_is_not_an_agent(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "is not an agent saved by scripts/train_gns.py" in err and "Traceback" not in err
+
+
+def test_training_with_two_parallel_envs(tmp_path):
+    out = tmp_path / "run"
+    assert train_gns.main(["--env", "GNS/Debug-v0", "--episodes", "2", "--n-envs", "2", "--out", str(out), "--no-progress"]) == 0
+    episodes = json.loads((out / "episodes.json").read_text())
+    assert sorted(e["env_index"] for e in episodes) == [0, 1] and all(e["decisions"] == 3 for e in episodes)
+
+
+def test_each_worker_gets_its_share_of_the_cores(monkeypatch):
+    from agents.vec_env import threads_per_worker
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert [threads_per_worker(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+
+
+def test_bench_overhead_reports_every_figure(tmp_path, capsys):
+    import bench_overhead
+
+    out = tmp_path / "bench.json"
+    argv = ["--env", "GNS/Debug-v0", "--repeats", "1", "--env-kwargs", "total_steps=12", "--out", str(out)]
+    assert bench_overhead.main(argv) == 0
+    result = json.loads(out.read_text())[0]
+    assert 0 < result["ratio"]["min"] <= result["ratio"]["median"] <= result["ratio"]["max"]
+    assert result["observation_share"] > 0 and result["peak_rss_mb"]["env"] > 0
+    assert 0 < result["validation_share"]["p=0.2"] < result["validation_share"]["p=1"] < 1
+    assert "| peak RSS env / bare |" in capsys.readouterr().out
