@@ -281,23 +281,24 @@ _GLUE_LITE = {  # task: (batch, T, K, max_seq_length, validation examples)
 }
 
 
+def _glue_fields(task: str) -> dict:
+    """What every preset of GLUE ``task`` shares: data, head size, metrics, optimizer."""
+    metric, extra = _GLUE_TABLE_8[task][3:5]
+    return dict(subset=task, num_classes=_GLUE_CLASSES.get(task, 2), metric=metric, extra_metrics=extra, **_GLUE)
+
 
 def _glue_paper(task: str, size: str) -> TaskSpec:
-    batch, steps, interval, metric, extra, val = _GLUE_TABLE_8[task]
+    batch, steps, interval, _, _, val = _GLUE_TABLE_8[task]
     return TaskSpec(
         env_id=f"GNS/GLUE-{task}-RoBERTa{size}-v0",
         description=f"Paper setting (Table 8): RoBERTa-{size.lower()} fine-tuned on GLUE {task}, GPU scale",
         model=f"roberta-{size.lower()}",
-        subset=task,
-        num_classes=_GLUE_CLASSES.get(task, 2),
         total_steps=steps,
         decision_interval=interval,
         batch_size=batch,
         val_size=val,
-        metric=metric,
-        extra_metrics=extra,
         initial_lr_range=(1e-5, 2e-5),
-        **_GLUE,
+        **_glue_fields(task),
     )
 
 
@@ -307,17 +308,13 @@ def _glue_lite(task: str) -> TaskSpec:
         env_id=f"GNS/GLUE-{task}-Lite-v0",
         description=f"CPU default: pretrained MiniLM-L6 (offline) fine-tuned on real GLUE {task}, <= ~3 min/episode",
         model="minilm-l6",
-        subset=task,
-        num_classes=_GLUE_CLASSES.get(task, 2),
         total_steps=steps,
         decision_interval=interval,
         batch_size=batch,
         val_size=val,
         max_seq_length=length,
-        metric=_GLUE_TABLE_8[task][3],
-        extra_metrics=_GLUE_TABLE_8[task][4],
         initial_lr_range=(2e-5, 1e-4),
-        **_GLUE,
+        **_glue_fields(task),
     )
 
 
