@@ -41,6 +41,7 @@ def test_env_kwargs_reach_the_env(tmp_path):
     ("argv", "message"),
     [
         (["--env", "GNS/Nope-v0"], "Nope"),
+        (["--env", "GNS/FashionMNIST-Lit-v0"], "Did you mean: `FashionMNIST-Lite`?"),
         (["--env", "GNS/Debug-v0", "--env-kwargs", "batch_size=0"], "batch_size"),
         (["--env", "GNS/Debug-v0", "--env-kwargs", "colour=red"], "colour"),
     ],
