@@ -88,8 +88,9 @@ def padded_graphs(draw):
     n = draw(st.integers(1, 12))
     pairs = [(u, v) for u in range(n) for v in range(u + 1, n)]
     edges = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=20)) if pairs else []
-    blocks = sorted(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
-    graph = ModelGraph([f"m{i}" for i in range(n)], edges, blocks, [f"b{i}" for i in range(5)])
+    # block ids as a real graph has them: 0 .. M+1 with M <= N repeated blocks
+    blocks = sorted(draw(st.lists(st.integers(0, min(4, n + 1)), min_size=n, max_size=n)))
+    graph = ModelGraph([f"m{i}" for i in range(n)], edges, blocks, [f"b{i}" for i in range(max(blocks) + 1)])
     features = torch.tensor(draw(st.lists(st.floats(-5, 5, width=32), min_size=n * len(NODE_FEATURE_NAMES),
                                           max_size=n * len(NODE_FEATURE_NAMES)))).view(n, -1)  # fmt: skip
     return graph, features, n + draw(st.integers(0, 8)), len(edges) + draw(st.integers(0, 8))

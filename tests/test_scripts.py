@@ -89,3 +89,36 @@ def test_bench_overhead_reports_every_figure(tmp_path, capsys):
     assert result["observation_share"] > 0 and result["peak_rss_mb"]["env"] > 0
     assert 0 < result["validation_share"]["p=0.2"] < result["validation_share"]["p=1"] < 1
     assert "| peak RSS env / bare |" in capsys.readouterr().out
+
+
+def test_a_killed_run_resumes_without_losing_or_repeating_episodes(tmp_path, monkeypatch):
+    from agents.callbacks import EpisodeResultsCallback
+
+    out, argv = tmp_path / "run", ["--env", "GNS/Debug-v0", "--out", str(tmp_path / "run"), "--no-progress"]
+    finish = EpisodeResultsCallback._finish
+
+    def killed_in_episode_3(self, i, info):
+        if len(self.results) == 2:
+            raise KeyboardInterrupt  # the machine goes down while episode 3 ends
+        finish(self, i, info)
+
+    monkeypatch.setattr(EpisodeResultsCallback, "_finish", killed_in_episode_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_gns.main([*argv, "--episodes", "4"])
+    assert json.loads((out / "checkpoint.json").read_text()) == {"episodes": 2, "timesteps": 6}
+    monkeypatch.setattr(EpisodeResultsCallback, "_finish", finish)
+    assert train_gns.main([*argv, "--episodes", "4", "--resume"]) == 0
+    episodes = json.loads((out / "episodes.json").read_text())
+    assert [e["episode"] for e in episodes] == [1, 2, 3, 4]
+    assert [e["timesteps"] for e in episodes] == [3, 6, 9, 12]
+    assert json.loads((out / "checkpoint.json").read_text()) == {"episodes": 4, "timesteps": 12}
+    from agents.ppo import GNSPPO
+
+    agent = GNSPPO.load(out / "agent.zip")
+    assert agent.num_timesteps == 12 and agent._n_updates == 4 * agent.n_epochs
+
+
+def test_resume_without_a_checkpoint_is_one_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_gns.main(["--env", "GNS/Debug-v0", "--out", str(tmp_path), "--resume", "--no-progress"])
+    assert exit_info.value.code == 2 and "no checkpoint" in capsys.readouterr().err
