@@ -182,7 +182,7 @@ def markdown(result: dict) -> str:
         ("observation cost per decision, share of its K steps",
          f"{result['observation_share']:.2%} ({result['observation_s'] * 1e3:.1f} ms)",
          f"< {TARGETS['observation_share']:.0%}", check["observation_share"]),
-        ("one validation", f"{result['validation_s']:.2f} s", "", ""),
+        ("one validation", f"{result['validation_s'] * 1e3:.0f} ms", "", ""),
         ("episode time validating, p = 0.2 / p = 1", f"{share['p=0.2']:.1%} / {share['p=1']:.1%}", "", ""),
         ("peak RSS env / bare",
          f"{result['memory_ratio']:.2f} ({result['peak_rss_mb']['env']:.0f} / {result['peak_rss_mb']['bare']:.0f} MB)",

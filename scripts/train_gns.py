@@ -46,13 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not (checkpoint.with_suffix(".zip").is_file() and checkpoint.with_suffix(".json").is_file()):
         parser.error(f"--resume: no checkpoint in {args.out}")
     done = json.loads(checkpoint.with_suffix(".json").read_text())["episodes"] if args.resume else 0
+    if args.resume and args.episodes <= done:
+        parser.error(f"--resume: the checkpoint in {args.out} has {done} episodes already; ask for more with --episodes")
 
     with user_errors():
         env_kwargs = parse_env_kwargs(args.env_kwargs)
         probe = gym.make(args.env, **env_kwargs)  # fail fast on a bad ID, kwargs or missing data
         decisions = probe.unwrapped.task.num_decisions
         probe.close()
-        env = make_training_vec_env(args.env, env_kwargs, args.n_envs, args.seed + 1000 * done)
+        env = make_training_vec_env(args.env, env_kwargs, args.n_envs, args.seed)
 
     args.out.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "out": str(args.out), "env_kwargs": env_kwargs, "decisions_per_episode": decisions}
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     if args.resume:
         agent = GNSPPO.load(checkpoint.with_suffix(".zip"), env=env, device=args.device)
+        agent.set_random_seed(args.seed + 1000 * done)  # load re-applies the run's first seed to the envs
         results = json.loads((args.out / "episodes.json").read_text())[:done]
         print(f"resuming after {done} episode(s) ({agent.num_timesteps} decisions)")
     else:

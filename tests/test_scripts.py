@@ -111,6 +111,8 @@ def test_a_killed_run_resumes_without_losing_or_repeating_episodes(tmp_path, mon
     episodes = json.loads((out / "episodes.json").read_text())
     assert [e["episode"] for e in episodes] == [1, 2, 3, 4]
     assert [e["timesteps"] for e in episodes] == [3, 6, 9, 12]
+    first_lrs = {e["initial_lr"] for e in episodes[:2]}
+    assert not first_lrs & {e["initial_lr"] for e in episodes[2:]}, "resumed episodes must not replay the first ones"
     assert json.loads((out / "checkpoint.json").read_text()) == {"episodes": 4, "timesteps": 12}
     from agents.ppo import GNSPPO
 
@@ -122,3 +124,7 @@ def test_resume_without_a_checkpoint_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_gns.main(["--env", "GNS/Debug-v0", "--out", str(tmp_path), "--resume", "--no-progress"])
     assert exit_info.value.code == 2 and "no checkpoint" in capsys.readouterr().err
+    train_gns.main(["--env", "GNS/Debug-v0", "--out", str(tmp_path), "--episodes", "2", "--no-progress"])
+    with pytest.raises(SystemExit) as exit_info:
+        train_gns.main(["--env", "GNS/Debug-v0", "--out", str(tmp_path), "--episodes", "2", "--resume", "--no-progress"])
+    assert exit_info.value.code == 2 and "has 2 episodes already" in capsys.readouterr().err
