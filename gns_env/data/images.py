@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 
-import torch
 from torch.utils.data import TensorDataset
 
 from gns_env.data.fashion_mnist import load_fashion_mnist
