@@ -160,8 +160,7 @@ class LRSchedulingEnv(gym.Env):
         self._schedule = options.get("lr_schedule")
         if self._schedule is not None and not callable(self._schedule):
             raise ValueError("options['lr_schedule'] must be a function step -> learning rate")
-        optimizer_class = torch.optim.AdamW if self.task.optimizer == "adamw" else torch.optim.Adam
-        optimizer = optimizer_class(model.parameters(), lr=self._lr, weight_decay=self.task.weight_decay)
+        optimizer = self.task.build_optimizer(model.parameters(), self._lr)
         self._trainer = Trainer(
             model, optimizer, self._pool, self.task.batch_size, order_seed, train_index, self.task.num_classes == 1
         )

@@ -129,6 +129,11 @@ class TaskSpec:
         """Env steps per episode: the first K optimizer steps run inside ``reset``."""
         return math.ceil((self.total_steps - self.decision_interval) / self.decision_interval)
 
+    def build_optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
+        """The task's optimizer over ``parameters``: Adam, or AdamW (decoupled weight decay)."""
+        optimizer_class = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
+        return optimizer_class(parameters, lr=lr, weight_decay=self.weight_decay)
+
     def with_overrides(self, **overrides) -> TaskSpec:
         """A validated copy with ``overrides`` applied; unknown fields raise ``TypeError``."""
         unknown = sorted(set(overrides) - set(OVERRIDABLE))

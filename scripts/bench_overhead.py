@@ -62,8 +62,7 @@ class BareLoop:
         self.pool = load_task_split(task, "train")
         torch.manual_seed(seed)
         self.model = build_model(task.model, task.num_classes, task.pretrained, task.model_config).train()
-        optimizer_class = torch.optim.AdamW if task.optimizer == "adamw" else torch.optim.Adam
-        self.optimizer = optimizer_class(self.model.parameters(), lr=1e-3, weight_decay=task.weight_decay)
+        self.optimizer = task.build_optimizer(self.model.parameters(), lr=1e-3)
         self.rows = torch.randperm(len(self.pool))[task.val_size :]
         self.batch_size = task.batch_size
         self.regression = task.num_classes == 1
