@@ -24,7 +24,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e ".[text,test]"
+	$(BIN)/pip install -q -e ".[text,test,ray]"
 	touch $(STAMP)
 
 # Fashion-MNIST: $$GNS_DATA_DIR if set, else Debian's dataset-fashion-mnist (installed here when
@@ -37,7 +37,7 @@ data:
 
 demo: install data
 	$(BIN)/python scripts/train_gns.py --env GNS/FashionMNIST-Lite-v0 --episodes $(EPISODES) --seed 0 --out $(OUT)
-	$(BIN)/python scripts/compare.py --agent $(OUT)/agent.zip --env GNS/FashionMNIST-Lite-v0 --seeds $(SEEDS) --out $(OUT)/compare
+	$(BIN)/python scripts/compare.py --agent $(OUT)/agent.zip --methods constant cosine gns --env GNS/FashionMNIST-Lite-v0 --seeds $(SEEDS) --out $(OUT)/compare
 
 test: install data
 	$(BIN)/python -m pytest -m "not slow"

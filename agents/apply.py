@@ -1,20 +1,23 @@
 """Apply a scheduler to a training run: a trained GNS agent or a fixed schedule.
 
 :func:`select_initial_lr` is the paper's application procedure (§4.3): try several initial
-LRs, run each for the first K steps (``reset`` does that), and keep the one whose state scores
-best under the critic. :func:`run_episode` plays one whole episode and records what happened.
+LRs, run each for ``T_pre`` steps, and keep the one whose state the critic values highest. :func:`run_episode` plays one whole episode and records what happened.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
+
+#: How :func:`initial_lr_scores` ranks candidate initial LRs.
+CRITERIA = ("value", "final")
 
 
 @dataclass
@@ -33,6 +36,24 @@ class EpisodeRecord:
     val_metrics: list[float] = field(default_factory=list)
 
 
+def check_observation_space(agent_space: gym.spaces.Dict, env_space: gym.spaces.Dict, env_id: str) -> None:
+    """Raise one ``ValueError`` naming every key whose space differs between a saved agent and
+    an env (the shared padded Dict of :mod:`gns_env.spaces` makes them equal across envs)."""
+    if agent_space == env_space:
+        return
+    keys = sorted(set(agent_space.spaces) | set(env_space.spaces))
+    describe = lambda space, key: "missing" if key not in space.spaces else f"shape {space[key].shape}"  # noqa: E731
+    differing = [
+        f"{key}: agent {describe(agent_space, key)}, env {describe(env_space, key)}"
+        for key in keys
+        if key not in agent_space.spaces or key not in env_space.spaces or agent_space[key] != env_space[key]
+    ]
+    raise ValueError(
+        f"the agent's observation space does not match {env_id}'s ({'; '.join(differing)}); "
+        "make the env with the agent's max_nodes/max_edges"
+    )
+
+
 def state_value(agent: BaseAlgorithm, observation: dict[str, np.ndarray]) -> float:
     """The critic's V(s) for one observation."""
     obs_tensor, _ = agent.policy.obs_to_tensor(observation)
@@ -40,50 +61,77 @@ def state_value(agent: BaseAlgorithm, observation: dict[str, np.ndarray]) -> flo
         return float(agent.policy.predict_values(obs_tensor).item())
 
 
-def select_initial_lr(
-    agent: BaseAlgorithm, env: gym.Env, seed: int, candidates: Sequence[float], criterion: str = "final"
-) -> float:
-    """The candidate initial LR whose state after the first K steps scores highest (§4.3).
+def initial_lr_scores(
+    agent: BaseAlgorithm,
+    env: gym.Env,
+    seed: int,
+    candidates: Sequence[float],
+    criterion: str = "value",
+    pre_decisions: int = 1,
+) -> list[float]:
+    """The score of each candidate initial LR after its first ``pre_decisions`` decisions (§4.3).
 
-    Every candidate starts from the same seed (same network init and data split).
+    Every candidate starts from the same seed (same network init and data split), runs the
+    first K steps (``reset``) and then ``pre_decisions - 1`` decisions of the agent, so
+    ``T_pre = pre_decisions * K`` optimizer steps.
 
-    :param criterion: ``"value"`` = the critic's V(s) alone, the paper's literal rule; ``"final"``
-        (default) = the validation metric measured at that state plus V(s). Since rewards are
-        metric *changes*, V(s) estimates the gain still to come, which is largest where the
-        start was worst (a too-high LR); adding the current metric makes the score the
-        predicted final metric. A candidate that diverges within the K steps scores -inf.
+    :param criterion: ``"value"`` (default) = the critic's V(s), the paper's rule; ``"final"`` =
+        the validation metric measured at that state plus V(s). Since rewards are metric
+        *changes*, V(s) estimates the gain still to come, which can be largest where the start
+        was worst; adding the current metric makes the score the predicted final metric.
+    :return: one score per candidate; one that diverges within ``T_pre`` scores -inf.
     """
-    if criterion not in ("final", "value"):
-        raise ValueError(f"criterion must be 'final' or 'value', got {criterion!r}")
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if pre_decisions < 1:
+        raise ValueError(f"pre_decisions must be >= 1, got {pre_decisions}")
     scores = []
     for lr in candidates:
         observation, info = env.reset(seed=seed, options={"initial_lr": float(lr)})
+        metric, done = info.get("val_metric", 0.0), info["diverged"]
+        for _ in range(pre_decisions - 1):
+            if done:
+                break
+            observation, _, terminated, truncated, info = env.step(agent.predict(observation, deterministic=True)[0])
+            metric = info.get("val_metric", metric)
+            done = terminated or truncated
         if info["diverged"]:
-            scores.append(-np.inf)
+            scores.append(-math.inf)
             continue
-        current = info["val_metric"] if criterion == "final" else 0.0
-        scores.append(current + state_value(agent, observation))
+        scores.append((metric if criterion == "final" else 0.0) + state_value(agent, observation))
+    return scores
+
+
+def select_initial_lr(
+    agent: BaseAlgorithm,
+    env: gym.Env,
+    seed: int,
+    candidates: Sequence[float],
+    criterion: str = "value",
+    pre_decisions: int = 1,
+) -> float:
+    """The candidate initial LR with the highest :func:`initial_lr_scores` (paper §4.3)."""
+    scores = initial_lr_scores(agent, env, seed, candidates, criterion, pre_decisions)
     return float(candidates[int(np.argmax(scores))])
 
 
 def run_episode(
     env: gym.Env,
     seed: int,
-    initial_lr: float,
+    options: dict | None = None,
     agent: BaseAlgorithm | None = None,
-    lr_schedule: Callable[[int], float] | None = None,
     evaluate_test: bool = False,
 ) -> EpisodeRecord:
-    """Play one episode with ``agent`` (deterministic actions) or with ``lr_schedule``.
+    """Play one episode from ``env.reset(seed=seed, options=options)``.
 
+    :param options: reset options: ``{"initial_lr": x}`` for an agent or a constant LR, a
+        baseline's ``config.reset_options()`` (an ``lr_schedule`` or Adam-HD).
+    :param agent: acts (deterministically) at every decision; without one, every action is 0.
     :param evaluate_test: measure the test metric at the end (evaluation scripts only).
     :return: the record; a diverged episode has ``final_val_metric = 0`` (so tuning never picks
         it) and the test metric of the network as it ended.
     """
-    if (agent is None) == (lr_schedule is None):
-        raise ValueError("give exactly one of agent and lr_schedule")
     start = time.perf_counter()
-    options = {"initial_lr": initial_lr} if lr_schedule is None else {"lr_schedule": lr_schedule}
     observation, info = env.reset(seed=seed, options=options)
     record = EpisodeRecord(seed=seed, initial_lr=info["lr"])
 

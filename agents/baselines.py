@@ -9,6 +9,9 @@ Eq. 7 in phases, with ``T_warm = eta1 * T`` and ``T_decay = eta2 * T``:
 - after the decay, ``t >= T_decay``: constant ``alpha_min``;
 
 with ``alpha_min = mu * alpha_max``. The "constant" scheduler keeps ``alpha_max`` after warmup.
+
+Also the Adam-HD baseline (App. B.4): :class:`HypergradientConfig` and its grids. Every config
+runs on an env as ``env.reset(seed=s, options=config.reset_options())``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+
+import torch
 
 KINDS = ("constant", "polynomial", "cosine")
 #: The Eq. 7 parameters each kind depends on.
@@ -74,6 +79,18 @@ class Schedule:
         """``cosine(alpha_max=0.01, mu=0.01, eta1=0, eta2=1)``: the kind and the fields it uses."""
         return f"{self.kind}(" + ", ".join(f"{k}={getattr(self, k):g}" for k in USED_FIELDS[self.kind]) + ")"
 
+    def reset_options(self) -> dict[str, Schedule]:
+        """``env.reset`` options that run this schedule (actions are ignored)."""
+        return {"lr_schedule": self}
+
+    def as_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        """A torch scheduler that makes ``optimizer`` follow this schedule: every group's
+        ``initial_lr`` becomes ``alpha_max`` and the factor at step ``t`` is ``self(t) / alpha_max``,
+        so the LR right after construction is ``self(0)`` and after ``t`` calls of ``step()`` it is ``self(t)``."""
+        for group in optimizer.param_groups:
+            group["initial_lr"] = self.alpha_max
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: self(t) / self.alpha_max)
+
 
 #: Table 5 (image classification).
 IMAGE_SEARCH_SPACE = {"alpha_max": (1e-1, 1e-2, 1e-3), "mu": (1e-1, 1e-2, 1e-3), "eta2": (0.5, 1.0), "power": (1, 2)}
@@ -91,3 +108,31 @@ def schedule_grid(kind: str, total_steps: int, space: dict[str, tuple] = IMAGE_S
         for values in itertools.product(*(space[name] for name in names))
     ]
 
+
+
+#: App. B.4: Adam-HD's ``alpha0`` (initial LR) and ``beta`` (hypergradient LR) per search space.
+HYPERGRADIENT_SEARCH_SPACES = {
+    "image": {"alpha0": (1e-1, 1e-2, 1e-3), "beta": (1e-7, 1e-8, 1e-9)},
+    "language": {"alpha0": (1e-5, 2e-5), "beta": (1e-7, 1e-8, 1e-9)},
+}
+
+
+@dataclass(frozen=True)
+class HypergradientConfig:
+    """One Adam-HD setting (Algorithm 2): initial LR ``alpha0`` and hypergradient LR ``beta``."""
+
+    alpha0: float
+    beta: float
+
+    def label(self) -> str:
+        """``adam-hd(alpha0=0.01, beta=1e-07)``."""
+        return f"adam-hd(alpha0={self.alpha0:g}, beta={self.beta:g})"
+
+    def reset_options(self) -> dict[str, float]:
+        """``env.reset`` options that run Adam-HD from ``alpha0`` (actions are ignored)."""
+        return {"initial_lr": self.alpha0, "hypergradient_lr": self.beta}
+
+
+def hypergradient_grid(space: dict[str, tuple] = HYPERGRADIENT_SEARCH_SPACES["image"]) -> list[HypergradientConfig]:
+    """Every ``(alpha0, beta)`` of ``space`` (App. B.4: 9 image, 6 language settings)."""
+    return [HypergradientConfig(a, b) for a, b in itertools.product(space["alpha0"], space["beta"])]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from gns_env.spaces import GraphObservationEncoder
 from gns_env.tasks import PRESETS, TaskSpec, resolve_device
 from gns_env.trainer import Trainer
 
-_RESET_OPTIONS = ("initial_lr", "lr_schedule")
+_RESET_OPTIONS = ("initial_lr", "lr_schedule", "hypergradient_lr")
 
 
 class LRSchedulingEnv(gym.Env):
@@ -62,6 +63,10 @@ class LRSchedulingEnv(gym.Env):
     observation is the state after those K steps (Algorithm 1: the first decision is at step K).
     ``options={"lr_schedule": f}`` instead sets the LR of every optimizer step ``i`` to ``f(i)``
     and ignores actions: this is how hand-designed baselines run on exactly the same task.
+    ``options={"hypergradient_lr": beta}`` (not with ``lr_schedule``) trains with Adam-HD
+    (:class:`gns_env.optim.AdamHD`, App. B.4; AdamW-style for ``adamw`` tasks), starting at the
+    initial LR: the optimizer adapts the LR itself, actions are ignored, and ``info["lr"]`` and the
+    observation report its current LR.
 
     ## Episode End
     - Termination: T optimizer steps are done (``ceil((T - K) / K)`` env steps; the last one
@@ -117,6 +122,7 @@ class LRSchedulingEnv(gym.Env):
         self._featurizer: NodeFeaturizer | None = None
         self._val: TensorDataset | None = None
         self._schedule: Callable[[int], float] | None = None
+        self._self_driven = False  # the optimizer sets its own LR (Adam-HD)
         self._lr = 0.0
         self._loss = 0.0
         self._last_metric = 0.0
@@ -160,7 +166,15 @@ class LRSchedulingEnv(gym.Env):
         self._schedule = options.get("lr_schedule")
         if self._schedule is not None and not callable(self._schedule):
             raise ValueError("options['lr_schedule'] must be a function step -> learning rate")
-        optimizer = self.task.build_optimizer(model.parameters(), self._lr)
+        beta = options.get("hypergradient_lr")
+        if beta is not None:
+            if self._schedule is not None:
+                raise ValueError("options['hypergradient_lr'] and options['lr_schedule'] exclude each other")
+            if isinstance(beta, bool) or not (isinstance(beta, numbers.Real) and math.isfinite(beta) and beta >= 0):
+                raise ValueError(f"options['hypergradient_lr']={beta!r} must be a finite number >= 0")
+            beta = float(beta)
+        self._self_driven = beta is not None
+        optimizer = self.task.build_optimizer(model.parameters(), self._lr, beta)
         self._trainer = Trainer(
             model, optimizer, self._pool, self.task.batch_size, order_seed, train_index, self.task.num_classes == 1
         )
@@ -193,7 +207,7 @@ class LRSchedulingEnv(gym.Env):
         if self._diverged:  # diverged inside reset: end at once
             observation, diverged = self._observe(), True
         else:
-            if self._schedule is None:
+            if self._schedule is None and not self._self_driven:
                 self._lr = float(np.clip(self._lr * (1 + self.task.action_scale * a), *self.task.lr_bounds))
             steps = min(self.task.decision_interval, self.task.total_steps - self._trainer.steps_done)
             observation, diverged = self._advance(steps)
@@ -212,10 +226,12 @@ class LRSchedulingEnv(gym.Env):
 
     def _advance(self, num_steps: int) -> tuple[dict[str, np.ndarray], bool]:
         """Train ``num_steps`` steps; return the observation and whether training diverged."""
-        lr = self._schedule if self._schedule is not None else self._lr
+        lr = None if self._self_driven else self._schedule if self._schedule is not None else self._lr
         self._loss = self._trainer.run(num_steps, lr)
         if self._schedule is not None:
             self._lr = float(self._schedule(self._trainer.steps_done - 1))
+        elif self._self_driven:
+            self._lr = float(self._trainer.optimizer.param_groups[0]["lr"])
         bound = self.task.divergence_factor * max(self._trainer.first_loss or 0.0, 1e-3)
         diverged = not math.isfinite(self._loss) or self._loss > bound
         observation = self._observe()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gns_env.optim import AdamHD
+
 #: Fields a user may override through ``gym.make(env_id, field=value)``.
 OVERRIDABLE = (
     "total_steps",
@@ -129,8 +131,21 @@ class TaskSpec:
         """Env steps per episode: the first K optimizer steps run inside ``reset``."""
         return math.ceil((self.total_steps - self.decision_interval) / self.decision_interval)
 
-    def build_optimizer(self, parameters, lr: float) -> torch.optim.Optimizer:
-        """The task's optimizer over ``parameters``: Adam, or AdamW (decoupled weight decay)."""
+    def build_optimizer(self, parameters, lr: float, hypergradient_lr: float | None = None) -> torch.optim.Optimizer:
+        """The task's optimizer over ``parameters``: Adam, or AdamW (decoupled weight decay).
+
+        With ``hypergradient_lr`` (beta), :class:`gns_env.optim.AdamHD` instead: the same Adam or
+        AdamW whose LR, starting at ``lr``, adapts itself by hypergradient descent inside ``lr_bounds``.
+        """
+        if hypergradient_lr is not None:
+            return AdamHD(
+                parameters,
+                lr=lr,
+                hypergradient_lr=hypergradient_lr,
+                weight_decay=self.weight_decay,
+                decoupled_weight_decay=self.optimizer == "adamw",
+                lr_bounds=self.lr_bounds,
+            )
         optimizer_class = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
         return optimizer_class(parameters, lr=lr, weight_decay=self.weight_decay)
 

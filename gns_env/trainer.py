@@ -21,7 +21,8 @@ class Trainer:
     ``seed``, and the global RNG state outside :meth:`run` is left untouched.
 
     :param model: the network, already on ``device``.
-    :param optimizer: its optimizer; :meth:`run` sets the LR of every parameter group.
+    :param optimizer: its optimizer; :meth:`run` sets the LR of every parameter group (unless
+        given ``lr=None``).
     :param data: model inputs ``(N, ...)`` and targets ``(N,)`` (int64 classes or float scores), on ``device``.
     :param indices: ``(n,)`` rows of ``data`` to train on (default: all); batches are gathered
         from ``data`` directly, so no copy of the training split is made.
@@ -71,10 +72,11 @@ class Trainer:
         self._cursor += self.batch_size
         return self.data[rows]
 
-    def run(self, num_steps: int, lr: float | Callable[[int], float]) -> float:
+    def run(self, num_steps: int, lr: float | Callable[[int], float] | None) -> float:
         """Run ``num_steps`` optimizer steps and return their mean training loss.
 
-        :param lr: a constant LR, or a function of the global step index (per-step schedules).
+        :param lr: a constant LR, a function of the global step index (per-step schedules), or
+            ``None`` to leave the optimizer's LR alone (an optimizer that sets its own, e.g. AdamHD).
         :return: the mean loss (``nan``/``inf`` when training diverged). Gradients of the last
             step stay in ``.grad`` for the node features.
         """
@@ -86,9 +88,10 @@ class Trainer:
             if cuda_state is not None:
                 torch.cuda.set_rng_state(cuda_state, self._device)
             for _ in range(num_steps):
-                step_lr = lr(self.steps_done) if callable(lr) else lr
-                for group in self.optimizer.param_groups:
-                    group["lr"] = step_lr
+                if lr is not None:
+                    step_lr = lr(self.steps_done) if callable(lr) else lr
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = step_lr
                 *inputs, targets = self._next_batch()
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = self._loss(self.model(*inputs), targets)

@@ -1,107 +1,105 @@
-"""Compare a trained GNS agent with tuned constant and cosine schedules (paper §5.1 protocol).
+"""Compare learning-rate schedulers on any env the paper's way (§5.1): tables, plots, costs.
 
-    python scripts/compare.py --agent runs/demo/agent.zip --env GNS/FashionMNIST-Lite-v0 --seeds 3 --out runs/demo/compare
+    python scripts/compare.py --env GNS/FashionMNIST-Lite-v0 --seeds 5 --out results/fmnist-lite
+    python scripts/compare.py --env GNS/Debug-v0 --methods constant cosine gns --agent runs/gns/agent.zip
 
-1. Tune: every baseline configuration of the grid runs once on the tuning seed; the best final
-   validation metric wins (``--grid paper`` = the task's Table 5 or Table 6 space; ``small`` = a
-   CPU-sized subset: three constant LRs spanning the task's initial-LR range, cosine decay to
-   1 % from the lowest two).
-2. Test: the winners and the agent run on ``--seeds`` held-out seeds (distinct from training and
-   tuning seeds); the agent starts from the candidate initial LR its critic scores highest
-   (``--lr-criterion``: validation metric + V(s) by default, V(s) alone as in the paper).
-3. Report: the test metric (GLUE: the dev set) mean ± std as a printed Markdown table, ``table.md``, ``table.csv``,
-   every run in ``runs.json``, and the LR / validation trajectories in ``trajectories.png``.
+1. Search (on a tuning seed): each hand-designed baseline (constant, polynomial, cosine decay,
+   Adam-HD) runs every configuration of its grid (``--grid paper``: Tables 5/6 and App. B.4;
+   ``small``: 3 peak LRs, the other parameters fixed); CMA-ES searches the cosine schedule
+   (``--cma-evaluations``, App. E.7); each learned scheduler (GNS, GNS-GAT, FRS, SRLS, CSS)
+   trains for ``--episodes`` episodes (``--agent`` gives a trained GNS agent instead).
+2. Test: the best configurations and the agents on ``--seeds`` held-out seeds; agents start from
+   the candidate initial LR (``--initial-lrs``) their critic values highest after
+   ``--pre-decisions`` decisions (``--lr-criterion value``, the paper's rule).
+3. Report in ``--out``: ``table.md`` (printed too), ``table.csv``, ``report.json`` (every run),
+   ``trajectories.png`` (LR and validation curves), ``search.png`` (best validation metric vs.
+   evaluations / training episodes) and every run's result under ``store/``.
+
+Resumable: run the same command again after an interruption and only the missing runs execute.
+Runs execute in this process (``--workers 1``), in local processes (``--workers N``) or as Ray
+tasks (``--backend ray``, a local Ray unless ``--ray-address``). With several ``--env`` IDs,
+each gets its own folder ``<out>/<ID>``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
 import gns_env  # noqa: F401  (registers the GNS/ IDs)
-from agents.baselines import SEARCH_SPACES, schedule_grid
+from agents.apply import check_observation_space
 from agents.cli import parse_env_kwargs, user_errors
-from agents.comparison import (
-    evaluate_agent,
-    evaluate_schedule,
-    markdown_table,
-    plot_trajectories,
-    summarize,
-    tune_schedule,
-    write_csv,
-)
+from agents.comparison import GRIDS, METHODS, ComparisonSettings, run_comparison
+from agents.jobs import BACKENDS, JobsFailed
 from agents.ppo import GNSPPO
+from agents.report import markdown_table, write_report
 
-TUNE_SEED = 10_000
-HELD_OUT_SEED = 20_000
+
+def _load_agent(parser: argparse.ArgumentParser, path: Path, env_id: str, env_kwargs: dict) -> None:
+    """Fail early, in one line, on a missing or foreign agent file or one that cannot act on the env."""
+    if not path.is_file():
+        parser.error(f"--agent {path} does not exist; train one with scripts/train_gns.py")
+    try:
+        agent = GNSPPO.load(path, device="cpu")
+    except (ValueError, KeyError, OSError) as err:  # SB3: "the file ... wasn't a zip-file", missing entries
+        parser.error(f"--agent {path} is not an agent saved by scripts/train_gns.py ({err})")
+    env = gym.make(env_id, **env_kwargs)
+    check_observation_space(agent.observation_space, env.observation_space, env_id)
+    env.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agent", type=Path, required=True, help="agent.zip written by train_gns.py")
-    parser.add_argument("--env", default="GNS/FashionMNIST-Lite-v0")
-    parser.add_argument("--seeds", type=int, default=3, help="held-out seeds (paper: 5)")
-    parser.add_argument("--grid", choices=("small", "paper"), default="small", help="baseline search space")
-    parser.add_argument("--initial-lrs", type=float, nargs="+", help="candidate initial LRs of the agent "
+    parser.add_argument("--env", nargs="+", default=["GNS/FashionMNIST-Lite-v0"], help="registered env ID(s)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
+                        help=f"schedulers to compare (default: all of {', '.join(METHODS)})")  # fmt: skip
+    parser.add_argument("--agent", type=Path, help="a GNS agent.zip from train_gns.py to test instead of training 'gns'")
+    parser.add_argument("--seeds", type=int, default=5, help="held-out seeds (paper: 5)")
+    parser.add_argument("--grid", choices=GRIDS, default="small", help="baseline search space")
+    parser.add_argument("--episodes", type=int, default=5, help="training episodes per learned scheduler (paper: 30)")
+    parser.add_argument("--cma-evaluations", type=int, default=50, help="CMA-ES budget (paper: 50)")
+    parser.add_argument("--initial-lrs", type=float, nargs="+", default=[], help="candidate initial LRs of the agents "
                         "(default: 3 log-spaced over the task's initial-LR range)")  # fmt: skip
-    parser.add_argument("--lr-criterion", choices=("final", "value"), default="final",
+    parser.add_argument("--lr-criterion", choices=("value", "final"), default="value",
                         help="initial-LR selection: 'value' = V(s) (paper), 'final' = val metric + V(s)")  # fmt: skip
+    parser.add_argument("--pre-decisions", type=int, default=1, help="T_pre in decisions (T_pre = this x K)")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--backend", choices=BACKENDS, default="local")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes (1: run in this process)")
+    parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
+    parser.add_argument("--cpus-per-job", type=int, default=1, help="CPUs (and torch threads) each Ray task asks for")
     args = parser.parse_args(argv)
-    if args.seeds <= 0:
-        parser.error("--seeds must be positive")
-    if not args.agent.is_file():
-        parser.error(f"--agent {args.agent} does not exist; train one with scripts/train_gns.py")
+    for name in ("seeds", "episodes", "cma_evaluations", "pre_decisions", "workers", "cpus_per_job"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    if args.agent is not None and len(args.env) > 1:
+        parser.error("--agent tests one agent: give one --env (or let compare.py train one agent per env)")
 
     with user_errors():
-        env = gym.make(args.env, **parse_env_kwargs(args.env_kwargs))
-    task = env.unwrapped.task
-    try:
-        agent = GNSPPO.load(args.agent, device="cpu")
-    except (ValueError, KeyError, OSError) as err:  # SB3: "the file ... wasn't a zip-file", missing entries
-        parser.error(f"--agent {args.agent} is not an agent saved by scripts/train_gns.py ({err})")
-    if agent.observation_space != env.observation_space:
-        sys.exit(f"error: the agent's observation space does not match {args.env}'s (max_nodes/max_edges differ)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    seeds = [HELD_OUT_SEED + i for i in range(args.seeds)]
-    initial_lrs = args.initial_lrs or list(np.geomspace(*task.initial_lr_range, num=3))
-    spaces = {kind: SEARCH_SPACES[task.search_space] for kind in ("constant", "cosine")}
-    if args.grid == "small":
-        peaks = tuple(float(f"{lr:.2g}") for lr in np.geomspace(*task.initial_lr_range, num=3))
-        spaces = {"constant": {"alpha_max": peaks}, "cosine": {"alpha_max": peaks[:2], "mu": (1e-2,)}}
-
-    results, rows, tuning = {}, [], {}
-    for kind in ("constant", "cosine"):
-        grid = schedule_grid(kind, task.total_steps, spaces[kind])
-        print(f"tuning {kind}: {len(grid)} configurations on seed {TUNE_SEED}", flush=True)
-        best, records = tune_schedule(env, grid, TUNE_SEED)
-        tuning[kind] = [{"config": s.label(), "val_metric": r.final_val_metric} for s, r in zip(grid, records)]
-        print(f"  best {best.label()}; testing on seeds {seeds}", flush=True)
-        results[kind.capitalize()] = evaluate_schedule(env, best, seeds)
-        rows.append(summarize(kind.capitalize(), best.label(), results[kind.capitalize()]))
-    print(f"GNS agent {args.agent}: initial LR chosen by {args.lr_criterion!r} among "
-          f"{[f'{lr:.0e}' for lr in initial_lrs]}", flush=True)  # fmt: skip
-    results["GNS"] = evaluate_agent(env, agent, seeds, initial_lrs, args.lr_criterion)
-    chosen = ", ".join(f"{r.initial_lr:.0e}" for r in results["GNS"])
-    rows.append(summarize("GNS", f"{args.agent} (initial LRs {chosen})", results["GNS"]))
-    env.close()
-
-    table = markdown_table(rows, task.metric)
-    title = f"Test {task.metric}{' (GLUE dev set)' if task.is_text else ''} on {args.env}, {args.seeds} held-out seeds"
-    (args.out / "table.md").write_text(f"{title}\n\n{table}\n")
-    write_csv(rows, args.out / "table.csv")
-    runs = {"env": args.env, "tuning": tuning, "rows": rows, "runs": {k: [asdict(r) for r in v] for k, v in results.items()}}
-    (args.out / "runs.json").write_text(json.dumps(runs, indent=2))
-    plot_trajectories(results, args.out / "trajectories.png", args.env, task.metric)
-    print(f"\n{title}\n\n{table}\n")
-    print(f"written: {args.out}/table.md, table.csv, runs.json, trajectories.png")
+        env_kwargs = parse_env_kwargs(args.env_kwargs)
+        if args.agent is not None:
+            _load_agent(parser, args.agent, args.env[0], env_kwargs)
+        for env_id in args.env:
+            out = args.out if len(args.env) == 1 else args.out / env_id.replace("/", "_")
+            settings = ComparisonSettings(
+                env_id=env_id, env_kwargs=env_kwargs, seeds=args.seeds, grid=args.grid, episodes=args.episodes,
+                cma_evaluations=args.cma_evaluations, initial_lrs=tuple(args.initial_lrs), criterion=args.lr_criterion,
+                pre_decisions=args.pre_decisions, agent=None if args.agent is None else str(args.agent),
+            )  # fmt: skip
+            print(f"== {env_id}: {', '.join(args.methods)} -> {out}", flush=True)
+            try:
+                report = run_comparison(settings, args.methods, out, args.backend, args.workers, args.ray_address,
+                                        args.cpus_per_job, log=lambda line: print(line, flush=True))  # fmt: skip
+            except JobsFailed as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 1
+            paths = write_report(report, out)
+            print(f"\n{paths[0].read_text().splitlines()[0]}\n\n{markdown_table(report['rows'], report['task']['metric'])}\n")
+            print(f"written: {', '.join(str(p) for p in paths)}")
     return 0
 
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         with user_errors():
             env = gym.make(env_id, **parse_env_kwargs(args.env_kwargs))
         task = env.unwrapped.task
-        record = run_episode(env, args.seed, lr, lr_schedule=lambda t, lr=lr: lr, evaluate_test=True)
+        record = run_episode(env, args.seed, {"initial_lr": lr}, evaluate_test=True)
         env.close()
         result = {
             "env": env_id, "lr": lr, "seed": args.seed, "metric": task.metric, "seconds": round(record.seconds, 1),

@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from agents.baselines import IMAGE_SEARCH_SPACE, LANGUAGE_SEARCH_SPACE, Schedule, schedule_grid
 
@@ -45,3 +46,18 @@ def test_invalid_schedules():
         Schedule("step", 10, 0.1)
     with pytest.raises(ValueError, match="eta1"):
         Schedule("cosine", 10, 0.1, eta1=0.6, eta2=0.5)
+
+
+def test_as_lr_scheduler_makes_a_torch_optimizer_follow_the_schedule():
+    schedule = Schedule("cosine", total_steps=12, alpha_max=0.1, mu=0.1, eta1=0.25, eta2=0.75)
+    param = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.Adam([{"params": [param]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}], lr=5.0)
+    scheduler = schedule.as_lr_scheduler(optimizer)
+    seen = []
+    for _ in range(schedule.total_steps):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        param.grad = torch.ones(3)
+        optimizer.step()
+        scheduler.step()
+    assert seen == [pytest.approx([schedule(t)] * 2, rel=1e-12, abs=1e-15) for t in range(schedule.total_steps)]
+    assert seen[0] == [0.0, 0.0] and max(lrs[0] for lrs in seen) == pytest.approx(0.1)

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fashion_mnist")]
 
 def test_lite_episode_with_a_constant_lr_clearly_beats_80_percent():
     env = gym.make("GNS/FashionMNIST-Lite-v0")
-    record = run_episode(env, seed=0, initial_lr=1e-3, lr_schedule=lambda t: 1e-3)
+    record = run_episode(env, seed=0, options={"initial_lr": 1e-3})
     env.close()
     assert not record.diverged
     assert record.steps[-1] == 420 and len(record.steps) == 21

@@ -19,14 +19,19 @@ def test_train_then_compare_end_to_end(tmp_path, capsys):
     assert all(abs(e["return"] - (e["final_val_metric"] - 0)) < 1.0 for e in episodes)
     assert (out / "agent.zip").is_file() and list((out / "tb").rglob("events.out.tfevents*"))
     cmp = tmp_path / "cmp"
-    assert compare.main(["--agent", str(out / "agent.zip"), "--env", "GNS/Debug-v0", "--seeds", "2", "--out", str(cmp)]) == 0
+    argv = ["--agent", str(out / "agent.zip"), "--env", "GNS/Debug-v0", "--methods", "constant", "cosine", "gns",
+            "--seeds", "2", "--out", str(cmp)]  # fmt: skip
+    assert compare.main(argv) == 0
     printed = capsys.readouterr().out
     assert "| Constant |" in printed and "| Cosine |" in printed and "| GNS |" in printed
-    rows = json.loads((cmp / "runs.json").read_text())["rows"]
+    rows = json.loads((cmp / "report.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["Constant", "Cosine", "GNS"] and all(r["seeds"] == 2 for r in rows)
+    assert rows[-1]["search_minutes"] is None and str(out / "agent.zip") in rows[-1]["config"]  # given, not trained
     assert (cmp / "table.md").read_text().count("±") == 3
     assert (cmp / "table.csv").read_text().startswith("method,config,test_mean")
-    assert (cmp / "trajectories.png").stat().st_size > 10_000
+    assert (cmp / "trajectories.png").stat().st_size > 10_000 and (cmp / "search.png").stat().st_size > 10_000
+    assert compare.main(argv) == 0  # a second run reuses every stored result
+    assert "already done" in capsys.readouterr().out
 
 
 def test_env_kwargs_reach_the_env(tmp_path):
@@ -70,6 +75,20 @@ def test_training_with_two_parallel_envs(tmp_path):
     episodes = json.loads((out / "episodes.json").read_text())
     assert sorted(e["env_index"] for e in episodes) == [0, 1] and all(e["decisions"] == 3 for e in episodes)
 
+
+def test_divergence_in_a_parallel_worker_ends_only_that_episode_and_training_goes_on(tmp_path):
+    out = tmp_path / "run"
+    # Initial LRs up to 1000 make some episodes blow up at once (NaN loss), others train normally.
+    kwargs = ["initial_lr_range=[0.001,1000]", "lr_bounds=[1e-6,1000]"]
+    argv = ["--env", "GNS/Debug-v0", "--episodes", "8", "--n-envs", "2", "--out", str(out), "--no-progress"]
+    assert train_gns.main([*argv, "--env-kwargs", *kwargs]) == 0
+    episodes = json.loads((out / "episodes.json").read_text())
+    diverged = [e for e in episodes if e["diverged"]]
+    healthy = [e for e in episodes if not e["diverged"]]
+    assert diverged and healthy and {e["env_index"] for e in diverged} == {0, 1}  # both workers diverged
+    assert all(e["decisions"] == 1 and e["return"] == -1.0 for e in diverged)  # ended at once, with the penalty
+    assert all(e["decisions"] == 3 and 0 <= e["final_val_metric"] <= 1 for e in healthy)
+    assert len(episodes) >= 8 and (out / "agent.zip").is_file()  # every requested episode ran, the agent saved
 
 def test_each_worker_gets_its_share_of_the_cores(monkeypatch):
     from agents.vec_env import threads_per_worker

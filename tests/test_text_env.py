@@ -184,9 +184,10 @@ def test_train_and_compare_scripts_run_unchanged_on_a_glue_id(fake_glue, minilm,
     common = ["--env", "GNS/GLUE-CoLA-RoBERTaBase-v0", "--env-kwargs", *env_kwargs]
     assert train_gns.main([*common, "--episodes", "1", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     agent = tmp_path / "run" / "agent.zip"
-    assert compare.main([*common, "--agent", str(agent), "--seeds", "2", "--out", str(tmp_path / "cmp")]) == 0
+    methods = ["--methods", "constant", "cosine", "gns"]
+    assert compare.main([*common, *methods, "--agent", str(agent), "--seeds", "2", "--out", str(tmp_path / "cmp")]) == 0
     printed = capsys.readouterr().out
     assert "Test matthews (GLUE dev set)" in printed and "| GNS |" in printed
-    rows = json.loads((tmp_path / "cmp" / "runs.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "cmp" / "report.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["Constant", "Cosine", "GNS"]
     assert all(-100 <= r["test_mean"] <= 100 and r["seeds"] == 2 for r in rows)
