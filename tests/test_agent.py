@@ -169,3 +169,32 @@ def test_initial_lr_selection_picks_the_highest_scoring_candidate(debug_env):
     assert select_initial_lr(flat, env, 0, candidates, criterion="final") == candidates[int(np.argmax(metrics))]
     with pytest.raises(ValueError, match="criterion"):
         select_initial_lr(flat, env, 0, candidates, criterion="best")
+
+
+def test_initial_lr_scores_after_t_pre_steps(debug_env):
+    from agents.apply import initial_lr_scores
+
+    class RisingCritic(ConstantCritic):
+        """V(s) = progress t/T of the state, and it always raises the LR."""
+
+        def __init__(self):
+            super().__init__(None)
+
+        def predict_values(self, observation):
+            return torch.tensor([[float(observation["globals"][2])]])
+
+        def predict(self, observation, deterministic=True):
+            return np.ones(1, np.float32), None
+
+    env = debug_env()
+    task = env.unwrapped.task  # T = 8, K = 2
+    assert initial_lr_scores(RisingCritic(), env, 0, [1e-3, 1e-2]) == pytest.approx([2 / 8, 2 / 8])  # T_pre = K
+    assert initial_lr_scores(RisingCritic(), env, 0, [1e-3], pre_decisions=3) == pytest.approx([6 / 8])
+    # the agent acted during T_pre: the LR feature of the scored state was raised twice by (1 + 0.1)
+    lr_after = {}
+    probe = ConstantCritic(lambda log_lr: lr_after.setdefault("lr", 10**log_lr))
+    probe.predict = RisingCritic().predict
+    initial_lr_scores(probe, env, 0, [1e-3], pre_decisions=3)
+    assert lr_after["lr"] == pytest.approx(1e-3 * (1 + task.action_scale) ** 2, rel=1e-5)
+    with pytest.raises(ValueError, match="pre_decisions"):
+        initial_lr_scores(RisingCritic(), env, 0, [1e-3], pre_decisions=0)
