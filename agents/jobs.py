@@ -91,9 +91,12 @@ def _agent(path: str):
 def run_job(job: Job) -> dict:
     """Run one job and return its result as a JSON-ready dict."""
     if isinstance(job, TrainJob):
-        from agents.training import has_checkpoint, train_agent
+        from agents.training import finished_training, has_checkpoint, train_agent
 
         out = Path(job.out)
+        finished = finished_training(out, job.scheduler, job.episodes)
+        if finished is not None:
+            return finished
         return train_agent(
             job.env_id, job.env_kwargs, scheduler=job.scheduler, episodes=job.episodes, seed=job.seed, out=out,
             resume=has_checkpoint(out), verbose=0,

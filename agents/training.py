@@ -44,6 +44,28 @@ def has_checkpoint(out: str | Path) -> bool:
     return checkpoint.with_suffix(".zip").is_file() and checkpoint.with_suffix(".json").is_file()
 
 
+def finished_training(out: str | Path, scheduler: str, episodes: int) -> dict[str, Any] | None:
+    """:func:`train_agent`'s summary of the run in ``out`` if its checkpoint has learned from
+    ``episodes`` episodes already (a run killed after training, before its caller stored the
+    summary), else ``None``."""
+    out = Path(out)
+    if not (has_checkpoint(out) and (out / "agent.zip").is_file()):
+        return None
+    if json.loads((out / f"{_CHECKPOINT}.json").read_text())["episodes"] < episodes:
+        return None
+    return _summary(scheduler, out, json.loads((out / "episodes.json").read_text()))
+
+
+def _summary(scheduler: str, out: Path, results: list[dict]) -> dict[str, Any]:
+    return {
+        "scheduler": scheduler,
+        "agent": str(out / "agent.zip"),
+        "episodes": len(results),
+        "seconds": sum(r["seconds"] for r in results),
+        "final_val_metrics": [r["final_val_metric"] for r in results],
+    }
+
+
 def scheduler_env_kwargs(scheduler: str, env_kwargs: dict | None) -> dict:
     """``env_kwargs`` with the scheduler's ``train_env_kwargs`` merged in.
 
@@ -158,13 +180,7 @@ class TrainingRun:
         if verbose:
             trained = len(results_callback.results) - done
             print(f"trained {trained} episode(s) of {spec.name} in {seconds:.0f} s; agent: {self.out / 'agent.zip'}")
-        return {
-            "scheduler": self.scheduler,
-            "agent": str(self.out / "agent.zip"),
-            "episodes": len(results_callback.results),
-            "seconds": sum(r["seconds"] for r in results_callback.results),
-            "final_val_metrics": [r["final_val_metric"] for r in results_callback.results],
-        }
+        return _summary(self.scheduler, self.out, results_callback.results)
 
 
 def prepare_training(

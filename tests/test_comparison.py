@@ -160,3 +160,12 @@ def test_markdown_table_shows_unknown_cost_as_a_dash():
     row = {"method": "GNS", "config": "a.zip", "test_mean": 1.0, "test_std": 0.5, "val_mean": 2.0, "seeds": 2,
            "diverged": 0, "search_minutes": None, "test_minutes": 0.1}  # fmt: skip
     assert "| GNS | 1.00 ± 0.50 | 2.00 | 2 | 0 | — | a.zip |" in markdown_table([row])
+
+
+def test_a_training_killed_after_its_last_checkpoint_is_not_trained_again(tmp_path, monkeypatch):
+    from agents.jobs import TrainJob, run_job
+
+    job = TrainJob(key="train/gns", env_id="GNS/Debug-v0", scheduler="gns", episodes=2, seed=0, out=str(tmp_path))
+    first = run_job(job)  # as if the comparison died before storing this summary
+    monkeypatch.setattr("agents.training.train_agent", lambda *a, **k: pytest.fail("trained again"))
+    assert run_job(job) == first and first["episodes"] == 2 and len(first["final_val_metrics"]) == 2
