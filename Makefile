@@ -14,6 +14,11 @@ GLUE_SHARED := $(abspath ../shared/data/glue)
 ifneq ($(wildcard $(GLUE_SHARED)/RTE/train.tsv),)
 export GNS_GLUE_DIR ?= $(GLUE_SHARED)
 endif
+# The real CIFAR-10 JPEGs (ImageFolder layout) of the lite CIFAR envs, likewise.
+CIFAR10_SHARED := $(abspath ../shared/data/cifar10)
+ifneq ($(wildcard $(CIFAR10_SHARED)/train),)
+export GNS_CIFAR10_DIR ?= $(CIFAR10_SHARED)
+endif
 
 .PHONY: install data demo test test-slow test-all clean
 

@@ -18,8 +18,8 @@ from gns_env.graph.builder import ModelGraph, build_graph
 from gns_env.graph.features import NodeFeaturizer
 from gns_env.metrics import compute_metrics
 from gns_env.models import build_model
-from gns_env.spaces import GraphObservationEncoder
-from gns_env.tasks import PRESETS, TaskSpec, resolve_device
+from gns_env.spaces import GraphObservationEncoder, global_features
+from gns_env.tasks import PRECISIONS, PRESETS, TaskSpec, resolve_device
 from gns_env.trainer import Trainer
 
 _RESET_OPTIONS = ("initial_lr", "lr_schedule", "hypergradient_lr")
@@ -176,8 +176,9 @@ class LRSchedulingEnv(gym.Env):
         self._self_driven = beta is not None
         optimizer = self.task.build_optimizer(model.parameters(), self._lr, beta)
         self._trainer = Trainer(
-            model, optimizer, self._pool, self.task.batch_size, order_seed, train_index, self.task.num_classes == 1
-        )
+            model, optimizer, self._pool, self.task.batch_size, order_seed, train_index,
+            regression=self.task.num_classes == 1, autocast_dtype=PRECISIONS[self.task.precision],
+        )  # fmt: skip
         self._featurizer = NodeFeaturizer(self.graph, model)
         self._done = False
         observation, self._diverged = self._advance(self.task.decision_interval)
@@ -240,8 +241,7 @@ class LRSchedulingEnv(gym.Env):
     def _observe(self) -> dict[str, np.ndarray]:
         nodes = self._featurizer.compute(self._lr, self._loss)
         progress = self._trainer.steps_done / self.task.total_steps
-        loss = math.log1p(self._loss) if math.isfinite(self._loss) else 0.0
-        return self._encoder.encode(nodes, np.array([math.log10(self._lr), loss, progress]))
+        return self._encoder.encode(nodes, global_features(self._lr, self._loss, progress))
 
     def _validate(self, info: dict[str, Any]) -> float:
         """Measure the task's metrics on the validation split; record them in ``info``

@@ -18,6 +18,7 @@ key            shape                     content
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -31,6 +32,13 @@ GLOBAL_FEATURE_NAMES = ("log10_lr", "log1p_loss", "progress")
 NUM_NODE_FEATURES = len(NODE_FEATURE_NAMES)
 NUM_GLOBAL_FEATURES = len(GLOBAL_FEATURE_NAMES)
 _FEATURE_BOUND = 1e4
+
+
+def global_features(lr: float, mean_loss: float, progress: float) -> np.ndarray:
+    """The ``globals`` vector (3,): log10 LR, log(1 + mean training loss of the last K steps)
+    (0 when that loss is not finite) and progress t/T."""
+    loss = math.log1p(mean_loss) if math.isfinite(mean_loss) else 0.0
+    return np.array([math.log10(lr), loss, progress])
 
 
 def graph_observation_space(max_nodes: int, max_edges: int) -> spaces.Dict:

@@ -23,6 +23,7 @@ OVERRIDABLE = (
     "batch_size",
     "val_prob",
     "device",
+    "precision",
     "data_dir",
     "max_nodes",
     "max_edges",
@@ -41,6 +42,8 @@ OVERRIDABLE = (
     "model_config",
 )
 OPTIMIZERS = ("adam", "adamw")
+#: ``TaskSpec.precision`` -> the autocast dtype of forward passes (None: plain fp32).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 SEARCH_SPACES = ("image", "language")
 
 
@@ -50,7 +53,8 @@ class TaskSpec:
 
     :param env_id: the registered Gymnasium ID.
     :param description: one line shown in docs and errors.
-    :param dataset: ``"fashion_mnist"``, ``"glue"`` (real) or ``"synthetic"`` (debug only).
+    :param dataset: ``"fashion_mnist"``, ``"cifar10"``, ``"cifar100"``, ``"imagenet"``, ``"glue"``
+        (real) or ``"synthetic"`` (debug only).
     :param model: key of :data:`gns_env.models.MODEL_BUILDERS` or :data:`gns_env.models.TEXT_MODELS`.
     :param num_classes: classes of the classification head; 1 = regression (MSE loss).
     :param total_steps: T, optimizer steps per episode (paper Table 7).
@@ -67,7 +71,12 @@ class TaskSpec:
     :param divergence_penalty: reward on divergence is ``-divergence_penalty``.
     :param eval_batch_size: batch size of validation passes.
     :param device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available).
-    :param data_dir: dataset folder; ``None`` = ``$GNS_DATA_DIR``, then the system default.
+    :param precision: ``"fp32"``, or ``"bf16"``: forward passes (training and validation) under
+        ``torch.autocast`` with bfloat16, weights and optimizer state stay fp32 (for the
+        transformer envs on GPUs; CPUs support it too).
+    :param data_dir: dataset folder; ``None`` = the dataset's environment variable:
+        ``$GNS_DATA_DIR`` (Fashion-MNIST, CIFAR; CIFAR-10 looks at ``$GNS_CIFAR10_DIR`` first),
+        ``$GNS_IMAGENET_DIR``, ``$GNS_GLUE_DIR``; then the system default or the download cache.
     :param max_nodes: padded node count of the observation (fits ResNet-34, VGG-16, RoBERTa-large).
     :param max_edges: padded edge count of the observation.
     :param synthetic: ``True`` for tasks on synthetic data (labelled as such everywhere).
@@ -102,6 +111,7 @@ class TaskSpec:
     divergence_penalty: float = 1.0
     eval_batch_size: int = 1000
     device: str = "cpu"
+    precision: str = "fp32"
     data_dir: str | None = None
     max_nodes: int = 256
     max_edges: int = 1024
@@ -214,6 +224,8 @@ class TaskSpec:
         for name in ("max_nodes", "max_edges"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 fail(name, "it must be a positive integer")
+        if self.precision not in PRECISIONS:
+            fail("precision", f"use one of {PRECISIONS}")
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -272,6 +284,65 @@ PRESETS: dict[str, TaskSpec] = {
         ),
     )
 }
+
+# CIFAR (paper App. B.2, Table 7; Table 3's transfer targets): Adam, batch 128, T = 62600, K = 500,
+# 10k validation images from train, Table 5's initial LRs. ImageNet reuses these (the paper gives none).
+_CIFAR10 = dict(dataset="cifar10", num_classes=10, initial_lr_range=(1e-3, 1e-1))
+_CIFAR_PAPER = dict(total_steps=62600, decision_interval=500, batch_size=128, val_size=10000)
+# CPU presets on the real CIFAR-10 JPEGs ($GNS_CIFAR10_DIR: 20k train, 10k test here): ~1 min/episode.
+_CIFAR_LITE = dict(total_steps=420, decision_interval=20, batch_size=128, val_size=2000, **_CIFAR10)
+PRESETS.update(
+    {
+        spec.env_id: spec
+        for spec in (
+            TaskSpec(
+                env_id="GNS/CIFAR10-ResNet34-v0",
+                description="Paper setting (Table 7): ResNet-34 (3x3 stem, no max-pool), CIFAR-10, Adam, GPU scale",
+                model="resnet34_cifar_stem_3ch",
+                **_CIFAR_PAPER,
+                **_CIFAR10,
+            ),
+            TaskSpec(
+                env_id="GNS/CIFAR100-ResNet34-v0",
+                description="Paper transfer target (Table 3): ResNet-34 on CIFAR-100, CIFAR-10's settings, GPU scale",
+                dataset="cifar100",
+                model="resnet34_cifar_stem_3ch",
+                num_classes=100,
+                initial_lr_range=(1e-3, 1e-1),
+                **_CIFAR_PAPER,
+            ),
+            TaskSpec(
+                env_id="GNS/CIFAR10-VGG16-v0",
+                description="Paper transfer target (Table 3): VGG-16 (BN, pooled linear head) on CIFAR-10, GPU scale",
+                model="vgg16_bn_cifar",
+                **_CIFAR_PAPER,
+                **_CIFAR10,
+            ),
+            TaskSpec(
+                env_id="GNS/ImageNet-ResNet34-v0",
+                description="Paper transfer target (Table 3): ResNet-34 on your ImageNet folder, downsampled to 64x64",
+                dataset="imagenet",
+                model="resnet34_imagenet_uint8",
+                num_classes=1000,
+                initial_lr_range=(1e-3, 1e-1),
+                eval_batch_size=500,
+                **_CIFAR_PAPER,
+            ),
+            TaskSpec(
+                env_id="GNS/CIFAR10-Lite-v0",
+                description="CPU default: ResNet-8 (widths 32-64-128), real CIFAR-10 JPEGs, ~1 min/episode",
+                model="resnet8_lite_3ch",
+                **_CIFAR_LITE,
+            ),
+            TaskSpec(
+                env_id="GNS/CIFAR10-VGGLite-v0",
+                description="CPU default: VGG-6 (4 pooled stages, widths 16-32-64-128), real CIFAR-10 JPEGs, ~1 min",
+                model="vgg_lite_3ch",
+                **_CIFAR_LITE,
+            ),
+        )
+    }
+)
 
 # GLUE (paper App. B.3): AdamW with weight decay 0.1, Table 6's initial LRs, Table 8's batch
 # size / T / K / metric. Validation examples are drawn from train (GLUE's test labels are

@@ -29,6 +29,8 @@ class Trainer:
     :param batch_size: mini-batch size (the last incomplete batch of an epoch is dropped).
     :param seed: seed of the batch order and of the global RNG inside :meth:`run`.
     :param regression: mean squared error instead of cross-entropy.
+    :param autocast_dtype: run forward passes under ``torch.autocast`` with this dtype
+        (``torch.bfloat16``); ``None``: full precision.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class Trainer:
         seed: int,
         indices: torch.Tensor | None = None,
         regression: bool = False,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
@@ -48,6 +51,7 @@ class Trainer:
         self.indices = indices.to(self._device) if indices is not None else torch.arange(len(data), device=self._device)
         self.batch_size = min(batch_size, len(self.indices))
         self.regression = regression
+        self.autocast_dtype = autocast_dtype
         self.steps_done = 0
         self.first_loss: float | None = None
         self._order_generator = torch.Generator().manual_seed(seed)
@@ -94,7 +98,8 @@ class Trainer:
                         group["lr"] = step_lr
                 *inputs, targets = self._next_batch()
                 self.optimizer.zero_grad(set_to_none=True)
-                loss = self._loss(self.model(*inputs), targets)
+                with self._autocast():
+                    loss = self._loss(self.model(*inputs), targets)
                 loss.backward()
                 self.optimizer.step()
                 total += loss.detach()
@@ -103,6 +108,9 @@ class Trainer:
                 self.steps_done += 1
             self._rng_state = self._get_rng_state()
         return total.item() / max(num_steps, 1)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self._device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
     def _loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self.regression:
@@ -118,7 +126,8 @@ class Trainer:
         predictions = []
         for start in range(0, len(targets), batch_size):
             batch = [t[start : start + batch_size].to(self._device, non_blocking=True) for t in inputs]
-            outputs = self.model(*batch)
+            with self._autocast():
+                outputs = self.model(*batch)
             predictions.append(outputs.float() if self.regression else outputs.argmax(dim=1))
         self.model.train()
         if not predictions:

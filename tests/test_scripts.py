@@ -147,3 +147,13 @@ def test_resume_without_a_checkpoint_is_one_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_gns.main(["--env", "GNS/Debug-v0", "--out", str(tmp_path), "--episodes", "2", "--resume", "--no-progress"])
     assert exit_info.value.code == 2 and "has 2 episodes already" in capsys.readouterr().err
+
+
+def test_step_time_reports_seconds_per_optimizer_step(tmp_path, capsys):
+    import step_time
+
+    out = tmp_path / "t.json"
+    assert step_time.main(["--env", "GNS/Debug-v0", "--decisions", "2", "--env-kwargs", "precision=bf16", "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())["GNS/Debug-v0"]
+    assert 0 < figures["seconds_per_step"] < 10 and figures["device"] == "cpu" and figures["env_kwargs"]["precision"] == "bf16"
+    assert "s / optimizer step on cpu" in capsys.readouterr().out

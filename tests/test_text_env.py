@@ -191,3 +191,24 @@ def test_train_and_compare_scripts_run_unchanged_on_a_glue_id(fake_glue, minilm,
     rows = json.loads((tmp_path / "cmp" / "report.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["Constant", "Cosine", "GNS"]
     assert all(-100 <= r["test_mean"] <= 100 and r["seeds"] == 2 for r in rows)
+
+
+def test_bf16_autocast_trains_in_bfloat16_and_keeps_fp32_weights(fake_glue, minilm):
+    def forward_dtypes(env):
+        """The output dtypes of the first Linear layer during one env step (training + validation)."""
+        env.reset(seed=0)
+        model = env.unwrapped._trainer.model
+        linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        seen = []
+        hook = linear.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+        observation, _, _, _, info = env.step(np.zeros(1, np.float32))
+        hook.remove()
+        assert np.isfinite(info["train_loss"]) and 0 <= info["val_metric"] <= 1
+        assert all(np.isfinite(v).all() for v in observation.values())
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # weights (and Adam state) stay fp32
+        return set(seen)
+
+    assert forward_dtypes(tiny("GNS/GLUE-RTE-RoBERTaBase-v0", fake_glue, precision="bf16", val_prob=1.0)) == {torch.bfloat16}
+    assert forward_dtypes(tiny("GNS/GLUE-RTE-RoBERTaBase-v0", fake_glue, val_prob=1.0)) == {torch.float32}
+    with pytest.raises(ValueError, match="precision"):
+        tiny("GNS/GLUE-RTE-RoBERTaBase-v0", fake_glue, precision="fp8")

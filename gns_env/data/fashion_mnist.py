@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import TensorDataset
 from torchvision.datasets import FashionMNIST
 
+from gns_env.data.cache import cache_dir
 from gns_env.data.errors import DatasetError
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -36,11 +37,6 @@ HOW_TO_GET = (
     "the four files (train-images-idx3-ubyte.gz, ...) in a folder and pass data_dir=... or set "
     "GNS_DATA_DIR, or run once with internet so torchvision can download them."
 )
-
-
-def cache_dir() -> Path:
-    """Folder for unpacked or downloaded datasets (``$GNS_CACHE_DIR`` or ``~/.cache/gns_env``)."""
-    return Path(os.environ.get("GNS_CACHE_DIR", Path.home() / ".cache" / "gns_env"))
 
 
 def _find_file(folder: Path, name: str) -> Path | None:

@@ -6,14 +6,29 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from gns_env.data.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from gns_env.models.text import TEXT_MODELS, ModelUnavailableError, TextClassifier, build_text_classifier
-from gns_env.models.vision import build_small_resnet, build_torchvision_resnet
+from gns_env.models.vision import (
+    InputNormalization,
+    build_cifar_vgg,
+    build_small_resnet,
+    build_small_vgg,
+    build_torchvision_resnet,
+)
 
 #: vision model key (``TaskSpec.model``) -> factory taking the number of classes (random init).
 MODEL_BUILDERS: dict[str, Callable[[int], nn.Module]] = {
     "resnet18_cifar_stem_1ch": lambda classes: build_torchvision_resnet(18, 1, classes, stem="cifar"),
     "resnet8_lite_1ch": lambda classes: build_small_resnet((32, 64, 128), 1, 1, classes, stem_stride=2),
     "resnet_debug": lambda classes: build_small_resnet((4, 8), 1, 1, classes),
+    "resnet34_cifar_stem_3ch": lambda classes: build_torchvision_resnet(34, 3, classes, stem="cifar"),
+    "vgg16_bn_cifar": lambda classes: build_cifar_vgg(16, classes),
+    "resnet8_lite_3ch": lambda classes: build_small_resnet((32, 64, 128), 1, 3, classes, stem_stride=2),
+    "vgg_lite_3ch": lambda classes: build_small_vgg(((16,), (32,), (64, 64), (128, 128)), 3, classes),
+    # uint8 input (ImageNet's in-memory pool), torchvision's 7x7 stride-2 stem
+    "resnet34_imagenet_uint8": lambda classes: InputNormalization(
+        build_torchvision_resnet(34, 3, classes, stem="imagenet"), IMAGENET_MEAN, IMAGENET_STD
+    ),
 }
 
 
@@ -33,7 +48,10 @@ __all__ = [
     "TEXT_MODELS",
     "ModelUnavailableError",
     "TextClassifier",
+    "InputNormalization",
+    "build_cifar_vgg",
     "build_model",
     "build_small_resnet",
+    "build_small_vgg",
     "build_torchvision_resnet",
 ]
