@@ -111,7 +111,11 @@ def select_initial_lr(
     pre_decisions: int = 1,
 ) -> float:
     """The candidate initial LR with the highest :func:`initial_lr_scores` (paper §4.3)."""
-    scores = initial_lr_scores(agent, env, seed, candidates, criterion, pre_decisions)
+    return best_candidate(candidates, initial_lr_scores(agent, env, seed, candidates, criterion, pre_decisions))
+
+
+def best_candidate(candidates: Sequence[float], scores: Sequence[float]) -> float:
+    """The candidate with the highest score (the first one on ties)."""
     return float(candidates[int(np.argmax(scores))])
 
 

@@ -122,16 +122,11 @@ def _tune_key(method: str, config: Schedule | HypergradientConfig) -> str:
     return f"tune/{method}/{config.label().replace(' ', '')}"
 
 
-def _test_key(method: str, seed: int, agent: str | None) -> str:
+def _test_prefix(method: str, agent: str | None) -> str:
     """Agents' runs are keyed by the agent file's hash: a retrained agent is tested afresh."""
     if agent is None:
-        return f"test/{method}/seed={seed}"
-    digest = hashlib.sha256(Path(agent).read_bytes()).hexdigest()[:12]
-    return f"test/{method}/{digest}/seed={seed}"
-
-
-def _best(results: list[dict]) -> int:
-    return int(np.argmax([r["final_val_metric"] for r in results]))
+        return f"test/{method}"
+    return f"test/{method}/{hashlib.sha256(Path(agent).read_bytes()).hexdigest()[:12]}"
 
 
 def run_comparison(
@@ -187,7 +182,7 @@ def run_comparison(
     best_configs, search, cost = {}, {}, {}
     for m, grid in grids.items():
         evaluations = [searched[_tune_key(m, config)] for config in grid]
-        best_configs[m] = grid[_best(evaluations)]
+        best_configs[m] = grid[int(np.argmax([r["final_val_metric"] for r in evaluations]))]
         search[METHODS[m]] = [{"config": r["config"], "val_metric": r["final_val_metric"]} for r in evaluations]
         cost[m] = sum(r["seconds"] for r in evaluations)
     if "cma-es" in methods:
@@ -200,6 +195,7 @@ def run_comparison(
     if settings.agent is not None and "gns" in methods:
         agents["gns"] = settings.agent
 
+    prefixes = {m: _test_prefix(m, agents.get(m)) for m in methods}  # each agent file hashed once
     test_jobs = []
     for m in methods:
         agent_args = (
@@ -208,13 +204,13 @@ def run_comparison(
             else dict(config=best_configs[m])
         )
         test_jobs += [
-            EpisodeJob(key=_test_key(m, s, agents.get(m)), seed=s, evaluate_test=True, **agent_args, **common)
+            EpisodeJob(key=f"{prefixes[m]}/seed={s}", seed=s, evaluate_test=True, **agent_args, **common)
             for s in seeds
         ]
     log(f"test: {len(methods)} method(s) on held-out seeds {seeds}")
     tested = run(test_jobs)
 
-    runs = {METHODS[m]: [tested[_test_key(m, s, agents.get(m))] for s in seeds] for m in methods}
+    runs = {METHODS[m]: [tested[f"{prefixes[m]}/seed={s}"] for s in seeds] for m in methods}
     rows = []
     for m in methods:
         if m in LEARNED:
@@ -257,7 +253,7 @@ def _cma_search(
         cma.tell(metrics)
         schedules += generation
         evaluations += [{"config": s.label(), "val_metric": v} for s, v in zip(generation, metrics)]
-    return schedules[_best([{"final_val_metric": e["val_metric"]} for e in evaluations])], evaluations, seconds
+    return schedules[int(np.argmax([e["val_metric"] for e in evaluations]))], evaluations, seconds
 
 
 def summarize(method: str, config: str, records: list[dict], search_seconds: float | None = None) -> dict:

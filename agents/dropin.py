@@ -36,7 +36,7 @@ import torch.nn as nn
 from stable_baselines3.common.base_class import BaseAlgorithm
 from torch.optim.lr_scheduler import LambdaLR
 
-from agents.apply import CRITERIA, check_observation_space, state_value
+from agents.apply import CRITERIA, best_candidate, check_observation_space, state_value
 from agents.ppo import GNSPPO
 from gns_env.graph.builder import build_graph
 from gns_env.graph.features import NODE_FEATURE_NAMES, NodeFeaturizer
@@ -324,7 +324,7 @@ def select_initial_lr(run: Callable[[float], Any], candidates: Sequence[float], 
     """The candidate with the highest :func:`initial_lr_scores`; then train from scratch (same
     seed) with it for all T steps. The env-based twin is :func:`agents.apply.select_initial_lr`."""
     scores = initial_lr_scores(run, candidates, criterion)
-    return float(candidates[int(np.argmax(scores))])
+    return best_candidate(candidates, scores)
 
 
 def _to_device(example_input: Any, device: torch.device) -> Any:

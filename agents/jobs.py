@@ -21,7 +21,7 @@ from typing import Any, Union
 import gymnasium as gym
 import torch
 
-from agents.apply import initial_lr_scores, run_episode
+from agents.apply import best_candidate, initial_lr_scores, run_episode
 from agents.vec_env import threads_per_worker
 
 BACKENDS = ("local", "ray")
@@ -107,7 +107,7 @@ def run_job(job: Job) -> dict:
         return {**asdict(record), "config": job.config.label()}
     agent = _agent(job.agent)
     scores = initial_lr_scores(agent, env, job.seed, job.initial_lrs, job.criterion, job.pre_decisions)
-    chosen = float(job.initial_lrs[max(range(len(scores)), key=scores.__getitem__)])
+    chosen = best_candidate(job.initial_lrs, scores)
     record = run_episode(env, job.seed, {"initial_lr": chosen}, agent=agent, evaluate_test=job.evaluate_test)
     return {**asdict(record), "candidates": list(job.initial_lrs), "scores": scores}
 
