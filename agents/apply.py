@@ -41,6 +41,8 @@ def check_observation_space(agent_space: gym.spaces.Dict, env_space: gym.spaces.
     an env (the shared padded Dict of :mod:`gns_env.spaces` makes them equal across envs)."""
     if agent_space == env_space:
         return
+    if not isinstance(agent_space, gym.spaces.Dict):
+        raise ValueError(f"the agent observes {agent_space}, not the graph Dict of {env_id}: it is not a GNS-env agent")
     keys = sorted(set(agent_space.spaces) | set(env_space.spaces))
     describe = lambda space, key: "missing" if key not in space.spaces else f"shape {space[key].shape}"  # noqa: E731
     differing = [
@@ -55,7 +57,9 @@ def check_observation_space(agent_space: gym.spaces.Dict, env_space: gym.spaces.
 
 
 def state_value(agent: BaseAlgorithm, observation: dict[str, np.ndarray]) -> float:
-    """The critic's V(s) for one observation."""
+    """The critic's V(s) for one observation, in eval mode like SB3's ``predict`` (batch norm
+    uses, and never updates, its running statistics)."""
+    agent.policy.set_training_mode(False)
     obs_tensor, _ = agent.policy.obs_to_tensor(observation)
     with torch.no_grad():
         return float(agent.policy.predict_values(obs_tensor).item())

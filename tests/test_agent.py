@@ -151,6 +151,9 @@ class ConstantCritic:
     def obs_to_tensor(self, observation):
         return observation, True
 
+    def set_training_mode(self, mode):
+        pass  # a stand-in has no layers whose mode matters
+
     def predict_values(self, observation):
         return torch.tensor([[self.value_of_log_lr(float(observation["globals"][0]))]])
 
@@ -198,3 +201,27 @@ def test_initial_lr_scores_after_t_pre_steps(debug_env):
     assert lr_after["lr"] == pytest.approx(1e-3 * (1 + task.action_scale) ** 2, rel=1e-5)
     with pytest.raises(ValueError, match="pre_decisions"):
         initial_lr_scores(RisingCritic(), env, 0, [1e-3], pre_decisions=0)
+
+
+def test_scoring_initial_lrs_uses_eval_mode_and_leaves_batch_norm_alone(debug_env):
+    from agents.apply import initial_lr_scores
+    from agents.ppo import make_gns_ppo
+
+    env = debug_env()
+    agent = make_gns_ppo(env, seed=0)  # a fresh (or freshly loaded) policy is in training mode
+    norms = [m for m in agent.policy.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and agent.policy.training
+    before = [m.running_mean.clone() for m in norms]
+    first = initial_lr_scores(agent, env, 0, [1e-3, 1e-2])
+    assert initial_lr_scores(agent, env, 0, [1e-3, 1e-2]) == first  # the order of calls changes nothing
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+
+
+def test_an_agent_of_another_kind_of_env_is_one_clear_error():
+    import gymnasium as gym
+
+    from agents.apply import check_observation_space
+    from gns_env.spaces import graph_observation_space
+
+    with pytest.raises(ValueError, match="not a GNS-env agent"):
+        check_observation_space(gym.spaces.Box(-1, 1, (4,)), graph_observation_space(256, 1024), "GNS/Debug-v0")
