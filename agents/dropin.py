@@ -37,7 +37,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from torch.optim.lr_scheduler import LambdaLR
 
 from agents.apply import CRITERIA, best_candidate, check_observation_space, state_value
-from agents.ppo import GNSPPO
+from agents.ppo import load_agent_file
 from gns_env.graph.builder import build_graph
 from gns_env.graph.features import NODE_FEATURE_NAMES, NodeFeaturizer
 from gns_env.spaces import GraphObservationEncoder, global_features
@@ -52,7 +52,7 @@ _LOSS_COLUMN = NODE_FEATURE_NAMES.index("log1p_loss")
 def load_agent(agent: BaseAlgorithm | str | os.PathLike, device: str = "cpu") -> BaseAlgorithm:
     """``agent`` itself, or the :class:`agents.ppo.GNSPPO` saved at that path (``agent.zip``)."""
     if isinstance(agent, (str, os.PathLike)):
-        return GNSPPO.load(agent, device=device)
+        return load_agent_file(agent, device=device)
     return agent
 
 

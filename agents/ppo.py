@@ -14,6 +14,8 @@ rollout keep reward 0 and are bootstrapped by the value function as usual.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -79,6 +81,23 @@ class GNSPPO(PPO):
         for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
             for group in optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_ratio", 1.0)
+
+
+def load_agent_file(path: str | os.PathLike, device: str = "cpu") -> GNSPPO:
+    """The agent saved at ``path`` (``agent.zip`` of ``scripts/train_gns.py``).
+
+    :raises ValueError: one line for a missing file or one SB3 cannot load as a GNS agent
+        (not a zip, no SB3 data, an agent of a non-graph observation space).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"agent {path} does not exist; train one with scripts/train_gns.py")
+    try:
+        return GNSPPO.load(path, device=device)
+    # SB3's errors for foreign files: not a zip (ValueError), missing entries (KeyError,
+    # AssertionError "No data found"), a policy of a non-Dict space (AttributeError).
+    except (ValueError, KeyError, OSError, AssertionError, AttributeError) as err:
+        raise ValueError(f"{path} is not an agent saved by scripts/train_gns.py ({type(err).__name__}: {err})") from err
 
 
 def make_gns_ppo(env, n_steps: int | None = None, policy_kwargs: dict | None = None, **overrides: Any) -> GNSPPO:

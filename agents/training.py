@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecEnv
 
 import gns_env  # noqa: F401  (registers the GNS/ IDs)
@@ -183,6 +182,18 @@ class TrainingRun:
         return _summary(self.scheduler, self.out, results_callback.results)
 
 
+def _check_resumed_config(out: Path, requested: dict) -> None:
+    """A resumed run must be the run in ``out``: same env, scheduler, env kwargs and seed."""
+    config_path = out / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"resume: {out} has a checkpoint but no config.json: it was not written by train_agent")
+    config = json.loads(config_path.read_text())
+    requested = json.loads(json.dumps(requested))  # tuples -> lists, as stored
+    differing = [f"{k}: checkpoint {config.get(k)!r}, now {v!r}" for k, v in requested.items() if config.get(k) != v]
+    if differing:
+        raise ValueError(f"resume: {out} holds another training run ({'; '.join(differing)})")
+
+
 def prepare_training(
     env_id: str,
     env_kwargs: dict | None,
@@ -199,8 +210,9 @@ def prepare_training(
     """Check every argument of :func:`train_agent`, make one env to fail fast on a bad ID, kwargs
     or missing data, and build the training envs. Writes nothing.
 
-    :raises ValueError: bad numbers, unknown scheduler, env_kwargs contradicting it, ``resume``
-        without a checkpoint (or with no episodes left, or one of another state representation);
+    :raises ValueError: bad numbers, unknown scheduler, env_kwargs contradicting it, a run in
+        ``out`` without ``resume``, ``resume`` without a checkpoint (or with no episodes left, or
+        of another env, scheduler, env kwargs or seed);
         the env's own errors (``gym.error.Error``, ``DatasetError`` ...) pass through.
     """
     out = Path(out)
@@ -208,21 +220,16 @@ def prepare_training(
         raise ValueError("episodes, n_envs and checkpoint_every must be positive")
     merged = scheduler_env_kwargs(scheduler, env_kwargs)
     done = 0
+    if not resume and (has_checkpoint(out) or (out / "agent.zip").is_file()):
+        raise ValueError(f"{out} already holds a training run: resume it (--resume) or choose another --out")
     if resume:
         if not has_checkpoint(out):
             raise ValueError(f"resume: no checkpoint in {out}")
+        _check_resumed_config(out, {"env": env_id, "scheduler": scheduler, "env_kwargs": merged, "seed": seed})
         checkpoint = out / _CHECKPOINT
         done = json.loads(checkpoint.with_suffix(".json").read_text())["episodes"]
         if episodes <= done:
             raise ValueError(f"resume: the checkpoint in {out} has {done} episodes already; ask for more episodes")
-        data, _, _ = load_from_zip_file(checkpoint.with_suffix(".zip"), load_data=True, device="cpu")
-        saved = _state_representation((data or {}).get("policy_kwargs") or {})
-        wanted = _state_representation(LEARNED_SCHEDULERS[scheduler].policy_kwargs)
-        if saved != wanted:
-            raise ValueError(
-                f"resume: the checkpoint in {out} has a {saved[0].__name__}{saved[1] or ''} state, "
-                f"not scheduler {scheduler!r}'s {wanted[0].__name__}{wanted[1] or ''}"
-            )
     probe = gym.make(env_id, **merged)
     decisions = probe.unwrapped.task.num_decisions
     probe.close()

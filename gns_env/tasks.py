@@ -192,8 +192,9 @@ class TaskSpec:
         if not 0.0 <= self.val_prob <= 1.0:
             fail("val_prob", "it must lie in [0, 1]")
         for name in ("initial_lr_range", "lr_bounds"):
-            low, high = getattr(self, name)
-            if not (0 < low <= high and math.isfinite(high)):
+            pair = getattr(self, name)
+            is_pair = isinstance(pair, (tuple, list)) and len(pair) == 2
+            if not (is_pair and all(isinstance(v, (int, float)) for v in pair) and 0 < pair[0] <= pair[1] < math.inf):
                 fail(name, "it must be (low, high) with 0 < low <= high < inf")
         low, high = self.initial_lr_range
         if low < self.lr_bounds[0] or high > self.lr_bounds[1]:
@@ -207,9 +208,9 @@ class TaskSpec:
         if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
             fail("weight_decay", "it must lie in [0, 1)")
         if self.optimizer not in OPTIMIZERS:
-            fail("optimizer", f"use one of {OPTIMIZERS}")
+            fail("optimizer", f"use one of {', '.join(OPTIMIZERS)}")
         if self.search_space not in SEARCH_SPACES:
-            fail("search_space", f"use one of {SEARCH_SPACES}")
+            fail("search_space", f"use one of {', '.join(SEARCH_SPACES)}")
         if not isinstance(self.pretrained, bool):
             fail("pretrained", "it must be True or False")
         if self.pretrained and not self.is_text:
@@ -225,7 +226,7 @@ class TaskSpec:
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 fail(name, "it must be a positive integer")
         if self.precision not in PRECISIONS:
-            fail("precision", f"use one of {PRECISIONS}")
+            fail("precision", f"use one of {', '.join(PRECISIONS)}")
         if self.device != "auto":
             try:
                 torch.device(self.device)

@@ -2,6 +2,7 @@
 
     python scripts/compare.py --env GNS/FashionMNIST-Lite-v0 --seeds 5 --out results/fmnist-lite
     python scripts/compare.py --env GNS/Debug-v0 --methods constant cosine gns --agent runs/gns/agent.zip
+    python scripts/compare.py --env GNS/CIFAR10-Lite-v0 --transfer-to GNS/CIFAR10-VGGLite-v0 --out runs/cifar
 
 1. Search (on a tuning seed): each hand-designed baseline (constant, polynomial, cosine decay,
    Adam-HD) runs every configuration of its grid (``--grid paper``: Tables 5/6 and App. B.4;
@@ -19,6 +20,11 @@ Resumable: run the same command again after an interruption and only the missing
 Runs execute in this process (``--workers 1``), in local processes (``--workers N``) or as Ray
 tasks (``--backend ray``, a local Ray unless ``--ray-address``). With several ``--env`` IDs,
 each gets its own folder ``<out>/<ID>``.
+
+Transfer (paper §5.4, Table 3): with ``--transfer-to B``, the search runs on ``--env`` A as above
+(in ``--out``, shared with a plain comparison of A with the same settings), and the test runs on
+B's held-out seeds: the baselines with the configurations tuned on A, the agents trained on A.
+B's table, plots and runs go to ``<out>/transfer/<B>``.
 """
 
 from __future__ import annotations
@@ -32,20 +38,15 @@ import gymnasium as gym
 import gns_env  # noqa: F401  (registers the GNS/ IDs)
 from agents.apply import check_observation_space
 from agents.cli import parse_env_kwargs, user_errors
-from agents.comparison import GRIDS, METHODS, ComparisonSettings, run_comparison
+from agents.comparison import GRIDS, METHODS, ComparisonSettings, run_comparison, run_transfer, transfer_folder
 from agents.jobs import BACKENDS, JobsFailed
-from agents.ppo import GNSPPO
+from agents.ppo import load_agent_file
 from agents.report import markdown_table, write_report
 
 
-def _load_agent(parser: argparse.ArgumentParser, path: Path, env_id: str, env_kwargs: dict) -> None:
+def _check_agent(path: Path, env_id: str, env_kwargs: dict) -> None:
     """Fail early, in one line, on a missing or foreign agent file or one that cannot act on the env."""
-    if not path.is_file():
-        parser.error(f"--agent {path} does not exist; train one with scripts/train_gns.py")
-    try:
-        agent = GNSPPO.load(path, device="cpu")
-    except (ValueError, KeyError, OSError) as err:  # SB3: "the file ... wasn't a zip-file", missing entries
-        parser.error(f"--agent {path} is not an agent saved by scripts/train_gns.py ({err})")
+    agent = load_agent_file(path)
     env = gym.make(env_id, **env_kwargs)
     check_observation_space(agent.observation_space, env.observation_space, env_id)
     env.close()
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pre-decisions", type=int, default=1, help="T_pre in decisions (T_pre = this x K)")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"))
     parser.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--transfer-to", nargs="+", default=[], metavar="ENV",
+                        help="test on these env ID(s) what was tuned and trained on --env (paper Table 3)")  # fmt: skip
+    parser.add_argument("--transfer-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="env kwargs of --transfer-to")
     parser.add_argument("--backend", choices=BACKENDS, default="local")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes (1: run in this process)")
     parser.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
@@ -78,11 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     if args.agent is not None and len(args.env) > 1:
         parser.error("--agent tests one agent: give one --env (or let compare.py train one agent per env)")
+    if args.transfer_to and len(args.env) > 1:
+        parser.error("--transfer-to transfers from one --env")
 
     with user_errors():
         env_kwargs = parse_env_kwargs(args.env_kwargs)
+        transfer_kwargs = parse_env_kwargs(args.transfer_kwargs)
         if args.agent is not None:
-            _load_agent(parser, args.agent, args.env[0], env_kwargs)
+            _check_agent(args.agent, args.env[0], env_kwargs)
         for env_id in args.env:
             out = args.out if len(args.env) == 1 else args.out / env_id.replace("/", "_")
             settings = ComparisonSettings(
@@ -90,17 +97,26 @@ def main(argv: list[str] | None = None) -> int:
                 cma_evaluations=args.cma_evaluations, initial_lrs=tuple(args.initial_lrs), criterion=args.lr_criterion,
                 pre_decisions=args.pre_decisions, agent=None if args.agent is None else str(args.agent),
             )  # fmt: skip
-            print(f"== {env_id}: {', '.join(args.methods)} -> {out}", flush=True)
+            execution = dict(backend=args.backend, workers=args.workers, ray_address=args.ray_address,
+                             cpus_per_job=args.cpus_per_job, log=lambda line: print(line, flush=True))  # fmt: skip
             try:
-                report = run_comparison(settings, args.methods, out, args.backend, args.workers, args.ray_address,
-                                        args.cpus_per_job, log=lambda line: print(line, flush=True))  # fmt: skip
+                if not args.transfer_to:
+                    print(f"== {env_id}: {', '.join(args.methods)} -> {out}", flush=True)
+                    _write(run_comparison(settings, args.methods, out, **execution), out)
+                for target in args.transfer_to:
+                    folder = transfer_folder(out, target)
+                    print(f"== {env_id} -> {target}: {', '.join(args.methods)} -> {folder}", flush=True)
+                    _write(run_transfer(settings, args.methods, out, target, transfer_kwargs, **execution), folder)
             except JobsFailed as err:
                 print(f"error: {err}", file=sys.stderr)
                 return 1
-            paths = write_report(report, out)
-            print(f"\n{paths[0].read_text().splitlines()[0]}\n\n{markdown_table(report['rows'], report['task']['metric'])}\n")
-            print(f"written: {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _write(report: dict, out: Path) -> None:
+    paths = write_report(report, out)
+    print(f"\n{paths[0].read_text().splitlines()[0]}\n\n{markdown_table(report['rows'], report['task']['metric'])}\n")
+    print(f"written: {', '.join(str(p) for p in paths)}")
 
 
 if __name__ == "__main__":

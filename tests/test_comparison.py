@@ -8,9 +8,9 @@ import pytest
 
 import agents.jobs as jobs_module
 from agents.cma_search import CMA_SEARCH_SPACES, CosineCMASearch, decode
-from agents.comparison import ComparisonSettings, baseline_grid, run_comparison
+from agents.comparison import ComparisonSettings, baseline_grid, retarget, run_comparison, run_transfer, transfer_folder
 from agents.jobs import EpisodeJob, JobsFailed, ResultStore, run_jobs
-from agents.baselines import Schedule
+from agents.baselines import HypergradientConfig, Schedule
 from agents.report import markdown_table, write_report
 from gns_env.tasks import PRESETS
 
@@ -141,6 +141,50 @@ def test_full_comparison_on_two_seeds_then_resume_after_a_kill(tmp_path, monkeyp
     assert [r["test_mean"] for r in resumed["rows"]] == [r["test_mean"] for r in report["rows"]]
 
 
+#: A transfer target with another graph (ResNet-8 vs. the debug ResNet) and another T.
+TARGET = ("GNS/FashionMNIST-Lite-v0", dict(total_steps=6, decision_interval=2, val_size=256))
+
+
+def test_transfer_tests_on_the_target_what_the_source_tuned_and_trained(tmp_path, monkeypatch, fashion_mnist):
+    out, settings, methods = tmp_path / "cmp", ComparisonSettings(**{**SETTINGS, "seeds": 1, "episodes": 1}), ["cosine", "gns"]
+    report = run_transfer(settings, methods, out, *TARGET, log=lambda line: None)
+    assert report["task"] == {"env_id": TARGET[0], "source_env_id": "GNS/Debug-v0", "metric": "accuracy",
+                              "is_text": False, "total_steps": 6}  # fmt: skip
+    tuned = [e for e in report["search"]["Cosine"]]
+    assert report["rows"][0]["config"] == max(tuned, key=lambda e: e["val_metric"])["config"]  # tuned on the source
+    assert len(report["search"]["GNS"]) == 1 and report["rows"][1]["config"].startswith(str(out / "agents" / "gns"))
+    for records in report["runs"].values():  # every decision of the target's 6-step episode
+        assert records[0]["steps"][-1] == 6 and records[0]["test_metric"] is not None
+    assert sorted(p.name for p in (transfer_folder(out, TARGET[0]) / "store" / "test").iterdir()) == ["cosine", "gns"]
+    assert "transfer" in write_report(report, transfer_folder(out, TARGET[0]))[0].read_text()
+
+    # The source's own comparison reuses the search: only its test runs execute.
+    ran = []
+    real = jobs_module.run_job
+    monkeypatch.setattr(jobs_module, "run_job", lambda job: ran.append(job) or real(job))
+    run_comparison(settings, methods, out, log=lambda line: None)
+    assert ran and all(job.key.startswith("test/") and job.env_id == "GNS/Debug-v0" for job in ran)
+    with pytest.raises(ValueError, match="env_kwargs: stored {'total_steps': 6.*now {'total_steps': 8"):
+        run_transfer(settings, methods, out, TARGET[0], {**TARGET[1], "total_steps": 8}, log=lambda line: None)
+
+
+def test_transfer_to_an_env_the_agents_cannot_observe_fails_before_any_run(tmp_path):
+    with pytest.raises(ValueError, match="nodes"):
+        run_transfer(ComparisonSettings(**SETTINGS), ["gns"], tmp_path, "GNS/Debug-v0", {"max_nodes": 64})
+    assert not (tmp_path / "store").exists()
+    with pytest.raises(ValueError, match="not a GNS-env"):
+        run_transfer(ComparisonSettings(**SETTINGS), ["cosine"], tmp_path, "CartPole-v1")
+
+
+def test_retarget_keeps_a_schedules_fractions_and_takes_the_targets_length():
+    tuned = Schedule("cosine", 8, alpha_max=1e-2, mu=0.1, eta1=0.25, eta2=0.5)
+    moved = retarget(tuned, PRESETS["GNS/FashionMNIST-Lite-v0"])
+    assert moved.total_steps == 420 and moved.label() == tuned.label()
+    assert moved(105) == pytest.approx(1e-2) and moved(210) == pytest.approx(1e-3)  # end of warmup, end of decay
+    hypergradient = HypergradientConfig(alpha0=1e-3, beta=1e-7)
+    assert retarget(hypergradient, PRESETS["GNS/FashionMNIST-Lite-v0"]) is hypergradient
+
+
 def test_a_resumed_comparison_must_use_the_same_settings(tmp_path):
     run_comparison(ComparisonSettings(**{**SETTINGS, "seeds": 1}), ["constant"], tmp_path, log=lambda line: None)
     with pytest.raises(ValueError, match="seeds"):
@@ -152,6 +196,11 @@ def test_bad_methods_and_settings(tmp_path):
         run_comparison(ComparisonSettings(**SETTINGS), ["cosine", "sgdr"], tmp_path)
     with pytest.raises(ValueError, match="grid"):
         run_comparison(ComparisonSettings(**{**SETTINGS, "grid": "huge"}), ["cosine"], tmp_path)
+    with pytest.raises(ValueError, match=r"initial_lrs \[5.0\] lie outside GNS/Debug-v0's lr_bounds"):
+        run_comparison(ComparisonSettings(**{**SETTINGS, "initial_lrs": (1e-3, 5.0)}), ["gns"], tmp_path / "a")
+    with pytest.raises(ValueError, match="pre_decisions=4 exceeds the 3 decisions"):
+        run_comparison(ComparisonSettings(**{**SETTINGS, "pre_decisions": 4}), ["gns"], tmp_path / "a")
+    assert not (tmp_path / "a").exists()  # refused before anything is written
     with pytest.raises(ValueError, match="backend"):
         run_jobs(_episode_jobs(1), ResultStore(tmp_path), backend="slurm")
 

@@ -12,9 +12,9 @@ from gns_env.data import DatasetError, load_fashion_mnist, make_synthetic_images
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GNS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("GNS_DATA_DIR", raising=False)
-    load_fashion_mnist.cache_clear()
+    fm._load_fashion_mnist.cache_clear()
     yield
-    load_fashion_mnist.cache_clear()
+    fm._load_fashion_mnist.cache_clear()
 
 
 @pytest.fixture
@@ -91,3 +91,10 @@ def test_synthetic_splits_share_the_classes():
         mean_train = train.tensors[0][train.tensors[1] == c].mean(0)
         mean_test = test.tensors[0][test.tensors[1] == c].mean(0)
         assert torch.sign(mean_train).eq(torch.sign(mean_test)).float().mean() > 0.9
+
+
+def test_a_changed_data_dir_variable_is_read_not_served_from_the_cache(tmp_path, monkeypatch, offline, fashion_mnist):
+    assert len(load_fashion_mnist("train")) == 60000  # the real files, now cached
+    monkeypatch.setenv("GNS_DATA_DIR", str(tmp_path / "elsewhere"))
+    with pytest.raises(DatasetError, match="elsewhere does not exist"):
+        load_fashion_mnist("train")

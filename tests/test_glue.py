@@ -95,6 +95,15 @@ def test_missing_task_folder_says_how_to_get_it(tmp_path):
         load_glue("RTE", "train", str(tmp_path))
 
 
+def test_a_changed_glue_dir_variable_is_read_not_served_from_the_cache(tmp_path, monkeypatch):
+    for name, pair in (("a", "first\tpair"), ("b", "second\tpair")):
+        _write(tmp_path / name / "RTE" / "train.tsv", ["sentence1\tsentence2\tlabel", f"{pair}\tentailment"])
+    monkeypatch.setenv("GNS_GLUE_DIR", str(tmp_path / "a"))
+    assert load_glue("RTE", "train").texts == [("first", "pair")]
+    monkeypatch.setenv("GNS_GLUE_DIR", str(tmp_path / "b"))
+    assert load_glue("RTE", "train").texts == [("second", "pair")]
+
+
 def test_tokenisation_pads_to_the_longest_and_truncates(glue_dir, minilm):
     rows = load_glue("MRPC", "dev", glue_dir)
     tensors = tokenize_rows(rows, load_tokenizer(minilm), max_length=32, regression=False).tensors

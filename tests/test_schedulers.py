@@ -122,9 +122,15 @@ def test_resume_checks_the_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="no checkpoint"):
         train_agent("GNS/Debug-v0", {}, scheduler="srls", out=tmp_path, resume=True)
     train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=1, out=tmp_path, verbose=0)
-    for other in ("gns", "css"):
-        with pytest.raises(ValueError, match="has a LastLayerExtractor state"):
+    for other in ("gns", "css", "frs"):  # FRS has GNS's state: the scheduler is what differs
+        with pytest.raises(ValueError, match=f"scheduler: checkpoint 'srls', now '{other}'"):
             train_agent("GNS/Debug-v0", {}, scheduler=other, episodes=3, out=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="env_kwargs: checkpoint"):
+        train_agent("GNS/Debug-v0", {"total_steps": 10}, scheduler="srls", episodes=3, out=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="seed: checkpoint 0, now 1"):
+        train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=3, seed=1, out=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="already holds a training run"):  # not overwritten without resume
+        train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=1, out=tmp_path)
     summary = train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=2, out=tmp_path, resume=True, verbose=0)
     assert summary["episodes"] == 2
     assert json.loads((tmp_path / "checkpoint.json").read_text())["episodes"] == 2

@@ -2,6 +2,7 @@ import json
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,14 +60,37 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys, argv, message):
     assert err.startswith("error:") and message in err and "Traceback" not in err
 
 
+def _foreign_agent_files(folder):
+    """Files a user may pass as --agent that are no GNS agent, each with the words of its error."""
+    import zipfile
+
+    from stable_baselines3 import PPO
+
+    json_file, empty_zip, cartpole = folder / "config.json", folder / "empty.zip", folder / "cartpole.zip"
+    json_file.write_text("{}")
+    with zipfile.ZipFile(empty_zip, "w") as archive:
+        archive.writestr("notes.txt", "no SB3 data")
+    PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=64).save(cartpole)
+    not_an_agent = "is not an agent saved by scripts/train_gns.py"
+    return [(json_file, not_an_agent), (empty_zip, not_an_agent), (cartpole, "not a GNS-env agent"),
+            (folder / "missing.zip", "does not exist")]  # fmt: skip
+
+
 def test_compare_rejects_a_file_that_is_not_an_agent(tmp_path, capsys):
-    not_an_agent = tmp_path / "config.json"
-    not_an_agent.write_text("{}")
-    with pytest.raises(SystemExit) as exit_info:
-        compare.main(["--agent", str(not_an_agent), "--env", "GNS/Debug-v0", "--out", str(tmp_path / "cmp")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "is not an agent saved by scripts/train_gns.py" in err and "Traceback" not in err
+    for path, message in _foreign_agent_files(tmp_path):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main(["--agent", str(path), "--env", "GNS/Debug-v0", "--out", str(tmp_path / "cmp")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith("error:") and message in err, (path, err)
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_compare_rejects_an_env_that_is_not_a_gns_env(tmp_path, capsys):
+    for argv in (["--env", "CartPole-v1"], ["--env", "GNS/Debug-v0", "--transfer-to", "CartPole-v1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main([*argv, "--methods", "constant", "--out", str(tmp_path / "cmp")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "CartPole-v1 is not a GNS-env learning-rate env" in err, err
 
 
 def test_training_with_two_parallel_envs(tmp_path):

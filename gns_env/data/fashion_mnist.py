@@ -66,16 +66,19 @@ def _stage_for_torchvision(files: list[Path], root: Path) -> None:
         tmp.replace(target)
 
 
-@functools.lru_cache(maxsize=4)
 def load_fashion_mnist(split: str, data_dir: str | None = None) -> TensorDataset:
     """Fashion-MNIST ``split`` ("train": 60k, "test": 10k) as uint8 images ``(N, 1, 28, 28)``
-    and int64 labels ``(N,)``. Cached per process; raises :class:`DatasetError` with the fix
-    when the files cannot be found, read or downloaded."""
+    and int64 labels ``(N,)``. Cached per process and folder (``data_dir``, else
+    ``$GNS_DATA_DIR``, read at every call); raises :class:`DatasetError` with the fix when the
+    files cannot be found, read or downloaded."""
     if split not in FILES:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    explicit = data_dir or os.environ.get("GNS_DATA_DIR")
+    return _load_fashion_mnist(split, data_dir or os.environ.get("GNS_DATA_DIR"), cache_dir())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_fashion_mnist(split: str, explicit: str | None, root: Path) -> TensorDataset:
     folders = [Path(explicit).expanduser()] if explicit else [DEBIAN_DIR]
-    root = cache_dir()
     for folder in folders:
         # torchvision's reader insists on all four files, whichever split is asked for.
         found = [_find_file(folder, name) for names in FILES.values() for name in names]

@@ -128,15 +128,24 @@ def _parse_label(text: str, task: GlueTask) -> int | float | None:
     return task.labels.index(text) if text in task.labels else None
 
 
-@functools.lru_cache(maxsize=8)
+def glue_folder(data_dir: str | None) -> str | None:
+    """The GLUE folder to read: ``data_dir``, else ``$GNS_GLUE_DIR`` (``None``: the hub)."""
+    return data_dir or os.environ.get("GNS_GLUE_DIR")
+
+
 def load_glue(task_name: str, split: str, data_dir: str | None = None) -> GlueRows:
-    """Rows of GLUE ``task_name`` (a key of :data:`GLUE_TASKS`) for ``split`` ("train"/"dev")."""
+    """Rows of GLUE ``task_name`` (a key of :data:`GLUE_TASKS`) for ``split`` ("train"/"dev"),
+    cached per process and folder (:func:`glue_folder`, resolved at every call)."""
     if task_name not in GLUE_TASKS:
         raise ValueError(f"unknown GLUE task {task_name!r}; known: {', '.join(GLUE_TASKS)}")
     if split not in ("train", "dev"):
         raise ValueError(f"split must be 'train' or 'dev', got {split!r}")
+    return _load_glue(task_name, split, glue_folder(data_dir))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_glue(task_name: str, split: str, folder: str | None) -> GlueRows:
     task = GLUE_TASKS[task_name]
-    folder = data_dir or os.environ.get("GNS_GLUE_DIR")
     if folder:
         path = Path(folder).expanduser() / task.directory / ("train.tsv" if split == "train" else task.dev_file)
         if not path.is_file():

@@ -6,7 +6,7 @@ import functools
 
 from torch.utils.data import TensorDataset
 
-from gns_env.data.glue import GLUE_TASKS, load_glue
+from gns_env.data.glue import GLUE_TASKS, glue_folder, load_glue
 from gns_env.data.images import load_image_split
 from gns_env.data.text import tokenize_rows
 from gns_env.models.text import load_tokenizer, resolve_source
@@ -23,7 +23,7 @@ def load_task_split(task: TaskSpec, split: str) -> TensorDataset:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if task.dataset == "glue":
         tokenizer = resolve_source(task.tokenizer or task.model)
-        return _glue_tokens(task.subset, "train" if split == "train" else "dev", task.data_dir, tokenizer,
+        return _glue_tokens(task.subset, "train" if split == "train" else "dev", glue_folder(task.data_dir), tokenizer,
                             task.max_seq_length)  # fmt: skip
     return load_image_split(task.dataset, split, task.data_dir)
 
