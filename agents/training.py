@@ -123,6 +123,11 @@ class TrainingRun:
 
     def train(self, progress_bar: bool = False, verbose: int = 1) -> dict[str, Any]:
         """Train, save ``<out>/agent.zip``, close the envs; returns :func:`train_agent`'s summary."""
+        if not self.resume and self.episodes_done >= self.episodes:
+            self.env.close()
+            if verbose:
+                print(f"{self.out} already holds this run ({self.episodes_done} episodes): nothing to train")
+            return finished_training(self.out, self.scheduler, self.episodes)
         spec = LEARNED_SCHEDULERS[self.scheduler]
         extractor, extractor_kwargs = _state_representation(spec.policy_kwargs)
         checkpoint = self.out / _CHECKPOINT
@@ -182,16 +187,16 @@ class TrainingRun:
         return _summary(self.scheduler, self.out, results_callback.results)
 
 
-def _check_resumed_config(out: Path, requested: dict) -> None:
-    """A resumed run must be the run in ``out``: same env, scheduler, env kwargs and seed."""
+def _check_same_run(out: Path, requested: dict) -> None:
+    """The run in ``out`` must be the one asked for: same env, scheduler, env kwargs and seed."""
     config_path = out / "config.json"
     if not config_path.is_file():
-        raise ValueError(f"resume: {out} has a checkpoint but no config.json: it was not written by train_agent")
+        raise ValueError(f"{out} has a checkpoint but no config.json: it was not written by train_agent")
     config = json.loads(config_path.read_text())
     requested = json.loads(json.dumps(requested))  # tuples -> lists, as stored
     differing = [f"{k}: checkpoint {config.get(k)!r}, now {v!r}" for k, v in requested.items() if config.get(k) != v]
     if differing:
-        raise ValueError(f"resume: {out} holds another training run ({'; '.join(differing)})")
+        raise ValueError(f"{out} holds another training run ({'; '.join(differing)}); choose another --out")
 
 
 def prepare_training(
@@ -210,9 +215,10 @@ def prepare_training(
     """Check every argument of :func:`train_agent`, make one env to fail fast on a bad ID, kwargs
     or missing data, and build the training envs. Writes nothing.
 
-    :raises ValueError: bad numbers, unknown scheduler, env_kwargs contradicting it, a run in
-        ``out`` without ``resume``, ``resume`` without a checkpoint (or with no episodes left, or
-        of another env, scheduler, env kwargs or seed);
+    :raises ValueError: bad numbers, unknown scheduler, env_kwargs contradicting it, another
+        run in ``out`` (other env, scheduler, env kwargs or seed), an unfinished one without
+        ``resume``, ``resume`` without a checkpoint or with no episodes left. The same run,
+        finished, is not trained again: :meth:`TrainingRun.train` returns its summary.
         the env's own errors (``gym.error.Error``, ``DatasetError`` ...) pass through.
     """
     out = Path(out)
@@ -220,12 +226,16 @@ def prepare_training(
         raise ValueError("episodes, n_envs and checkpoint_every must be positive")
     merged = scheduler_env_kwargs(scheduler, env_kwargs)
     done = 0
+    this_run = {"env": env_id, "scheduler": scheduler, "env_kwargs": merged, "seed": seed}
     if not resume and (has_checkpoint(out) or (out / "agent.zip").is_file()):
-        raise ValueError(f"{out} already holds a training run: resume it (--resume) or choose another --out")
+        _check_same_run(out, this_run)
+        if finished_training(out, scheduler, episodes) is None:
+            raise ValueError(f"{out} holds an unfinished run of this training: continue it with --resume, or choose another --out")
+        done = episodes  # this very run is finished: train() only reports it
     if resume:
         if not has_checkpoint(out):
             raise ValueError(f"resume: no checkpoint in {out}")
-        _check_resumed_config(out, {"env": env_id, "scheduler": scheduler, "env_kwargs": merged, "seed": seed})
+        _check_same_run(out, this_run)
         checkpoint = out / _CHECKPOINT
         done = json.loads(checkpoint.with_suffix(".json").read_text())["episodes"]
         if episodes <= done:

@@ -10,7 +10,9 @@ TensorBoard logs under ``<out>/tb`` (``tensorboard --logdir <out>/tb``) and
 ``<out>/checkpoint.zip`` / ``.json`` every ``--checkpoint-every`` episodes. ``--resume``
 continues a killed run from its checkpoint up to ``--episodes`` in all: episodes after the
 checkpoint (not yet learned from) run again and their records are replaced; the resumed envs
-are seeded afresh (``seed + 1000 x episodes done``). The logic is :func:`agents.training.train_agent`.
+are seeded afresh (``seed + 1000 x episodes done``). An ``--out`` that holds another run (env,
+scheduler, env kwargs or seed) is refused, never overwritten; the same command after the run
+has finished reports it and trains nothing. The logic is :func:`agents.training.train_agent`.
 """
 
 from __future__ import annotations

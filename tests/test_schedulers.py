@@ -129,8 +129,13 @@ def test_resume_checks_the_checkpoint(tmp_path):
         train_agent("GNS/Debug-v0", {"total_steps": 10}, scheduler="srls", episodes=3, out=tmp_path, resume=True)
     with pytest.raises(ValueError, match="seed: checkpoint 0, now 1"):
         train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=3, seed=1, out=tmp_path, resume=True)
-    with pytest.raises(ValueError, match="already holds a training run"):  # not overwritten without resume
-        train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=1, out=tmp_path)
+    with pytest.raises(ValueError, match="holds another training run"):  # never overwritten
+        train_agent("GNS/Debug-v0", {}, scheduler="gns", episodes=1, out=tmp_path)
+    agent = (tmp_path / "agent.zip").read_bytes()
+    again = train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=1, out=tmp_path, verbose=0)  # the same run
+    assert again["episodes"] == 1 and (tmp_path / "agent.zip").read_bytes() == agent  # reported, not retrained
+    with pytest.raises(ValueError, match="unfinished run of this training: continue it with --resume"):
+        train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=2, out=tmp_path)
     summary = train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=2, out=tmp_path, resume=True, verbose=0)
     assert summary["episodes"] == 2
     assert json.loads((tmp_path / "checkpoint.json").read_text())["episodes"] == 2
