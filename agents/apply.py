@@ -36,23 +36,34 @@ class EpisodeRecord:
     val_metrics: list[float] = field(default_factory=list)
 
 
-def check_observation_space(agent_space: gym.spaces.Dict, env_space: gym.spaces.Dict, env_id: str) -> None:
-    """Raise one ``ValueError`` naming every key whose space differs between a saved agent and
-    an env (the shared padded Dict of :mod:`gns_env.spaces` makes them equal across envs)."""
+def check_observation_space(
+    agent_space: gym.spaces.Space, env_space: gym.spaces.Dict, env_id: str, observer: str = "the agent"
+) -> None:
+    """Raise one ``ValueError`` naming every key whose space differs between what ``observer``
+    (a saved agent, or the agents of an env) observes and an env (the shared padded Dict of
+    :mod:`gns_env.spaces` makes them equal across envs)."""
     if agent_space == env_space:
         return
     if not isinstance(agent_space, gym.spaces.Dict):
-        raise ValueError(f"the agent observes {agent_space}, not the graph Dict of {env_id}: it is not a GNS-env agent")
+        raise ValueError(f"{observer} observes {agent_space}, not the graph Dict of {env_id}: it is not a GNS-env agent")
+
+    def describe(space: gym.spaces.Dict, key: str, other: gym.spaces.Dict) -> str:
+        if key not in space.spaces:
+            return "missing"
+        box = space[key]
+        if key in other.spaces and box.shape == other[key].shape and hasattr(box, "high"):
+            return f"shape {box.shape} up to {np.max(box.high):g}"  # same shape: the bounds differ
+        return f"shape {box.shape}"
+
     keys = sorted(set(agent_space.spaces) | set(env_space.spaces))
-    describe = lambda space, key: "missing" if key not in space.spaces else f"shape {space[key].shape}"  # noqa: E731
     differing = [
-        f"{key}: agent {describe(agent_space, key)}, env {describe(env_space, key)}"
+        f"{key}: {observer} {describe(agent_space, key, env_space)}, env {describe(env_space, key, agent_space)}"
         for key in keys
         if key not in agent_space.spaces or key not in env_space.spaces or agent_space[key] != env_space[key]
     ]
     raise ValueError(
-        f"the agent's observation space does not match {env_id}'s ({'; '.join(differing)}); "
-        "make the env with the agent's max_nodes/max_edges"
+        f"the observation space of {observer} does not match {env_id}'s ({'; '.join(differing)}); "
+        "make the env with the same max_nodes/max_edges"
     )
 
 

@@ -313,6 +313,21 @@ def transfer_folder(out: Path, target_env_id: str) -> Path:
     return out / "transfer" / target_env_id.replace("/", "_")
 
 
+def check_transfer(
+    settings: ComparisonSettings, methods: list[str], target_env_id: str, target_env_kwargs: dict | None = None
+) -> tuple[TaskSpec, TaskSpec]:
+    """Everything :func:`run_transfer` checks before it runs or writes anything: the settings
+    and methods, both envs, that the agents trained on the source can observe the target, and
+    that their initial-LR candidates and T_pre fit it. Returns the source and target tasks."""
+    _validate(settings, methods)
+    source_task, source_space = _probe_task(settings.env_id, settings.env_kwargs)
+    target_task, target_space = _probe_task(target_env_id, dict(target_env_kwargs or {}))
+    if any(m in LEARNED for m in methods):
+        check_observation_space(source_space, target_space, target_env_id, observer=f"agents trained on {settings.env_id}")
+    _check_agent_settings(settings, methods, target_task)
+    return source_task, target_task
+
+
 def run_transfer(
     settings: ComparisonSettings,
     methods: list[str],
@@ -329,14 +344,10 @@ def run_transfer(
     there, shared with :func:`run_comparison` of the same settings), then every method tested on
     ``target_env_id``: the baselines with their configurations tuned on ``settings.env_id``, the
     agents trained there, applied directly. The tests are stored in :func:`transfer_folder`;
-    returns the report of :func:`run_comparison` with ``task["source_env_id"]``."""
-    _validate(settings, methods)
+    returns the report of :func:`run_comparison` with ``task["source_env_id"]`` and
+    ``task["env_kwargs"]`` (the target's)."""
     target_env_kwargs = dict(target_env_kwargs or {})
-    source_task, source_space = _probe_task(settings.env_id, settings.env_kwargs)
-    target_task, target_space = _probe_task(target_env_id, target_env_kwargs)
-    if any(m in LEARNED for m in methods):  # the agents will observe the source env's space
-        check_observation_space(source_space, target_space, target_env_id)
-    _check_agent_settings(settings, methods, target_task)
+    source_task, target_task = check_transfer(settings, methods, target_env_id, target_env_kwargs)
     folder = transfer_folder(out, target_env_id)
     _check_settings(out / "settings.json", asdict(settings))
     _check_settings(folder / "settings.json", {"env_id": target_env_id, "env_kwargs": target_env_kwargs})
@@ -344,7 +355,7 @@ def run_transfer(
                                cpus_per_job=cpus_per_job, log=log)  # fmt: skip
     outcome = _search(settings, methods, source_task, out, runner(out), log)
     report = _test(settings, methods, outcome, target_env_id, target_env_kwargs, target_task, runner(folder), log)
-    report["task"]["source_env_id"] = settings.env_id
+    report["task"].update(source_env_id=settings.env_id, env_kwargs=target_env_kwargs)
     return report
 
 

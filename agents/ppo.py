@@ -90,6 +90,8 @@ def load_agent_file(path: str | os.PathLike, device: str = "cpu") -> GNSPPO:
         (not a zip, no SB3 data, an agent of a non-graph observation space).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"agent {path} is a folder; pass the agent file in it ({path / 'agent.zip'})")
     if not path.is_file():
         raise ValueError(f"agent {path} does not exist; train one with scripts/train_gns.py")
     try:

@@ -38,7 +38,8 @@ def write_report(report: dict, out: Path) -> list[Path]:
         f"{settings['seeds']} held-out seeds"
     )
     if "source_env_id" in task:
-        title += f"; baselines tuned and agents trained on {task['source_env_id']} (transfer, paper §5.4)"
+        kwargs = f" with {task['env_kwargs']}" if task.get("env_kwargs") else ""
+        title += f"{kwargs}; baselines tuned and agents trained on {task['source_env_id']} (transfer, paper §5.4)"
     table = markdown_table(report["rows"], task["metric"])
     paths = [out / name for name in ("table.md", "table.csv", "report.json", "trajectories.png", "search.png")]
     paths[0].write_text(f"{title}\n\n{table}\n")

@@ -89,7 +89,7 @@ def _scheduler(key: str) -> LearnedScheduler:
     return LEARNED_SCHEDULERS[key]
 
 
-def _state_representation(policy_kwargs: dict) -> tuple[type, dict]:
+def state_representation(policy_kwargs: dict) -> tuple[type, dict]:
     """``(features extractor class, its kwargs)`` that ``policy_kwargs`` builds."""
     return (
         policy_kwargs.get("features_extractor_class", GNSExtractor),
@@ -125,11 +125,12 @@ class TrainingRun:
         """Train, save ``<out>/agent.zip``, close the envs; returns :func:`train_agent`'s summary."""
         if not self.resume and self.episodes_done >= self.episodes:
             self.env.close()
+            summary = finished_training(self.out, self.scheduler, self.episodes)
             if verbose:
-                print(f"{self.out} already holds this run ({self.episodes_done} episodes): nothing to train")
-            return finished_training(self.out, self.scheduler, self.episodes)
+                print(f"{self.out} already holds this run, trained for {summary['episodes']} episode(s): nothing to train")
+            return summary
         spec = LEARNED_SCHEDULERS[self.scheduler]
-        extractor, extractor_kwargs = _state_representation(spec.policy_kwargs)
+        extractor, extractor_kwargs = state_representation(spec.policy_kwargs)
         checkpoint = self.out / _CHECKPOINT
         done = self.episodes_done
         try:
@@ -230,7 +231,11 @@ def prepare_training(
     if not resume and (has_checkpoint(out) or (out / "agent.zip").is_file()):
         _check_same_run(out, this_run)
         if finished_training(out, scheduler, episodes) is None:
-            raise ValueError(f"{out} holds an unfinished run of this training: continue it with --resume, or choose another --out")
+            stored = json.loads((out / f"{_CHECKPOINT}.json").read_text())["episodes"] if has_checkpoint(out) else 0
+            raise ValueError(
+                f"{out} holds this training with {stored} of the {episodes} episodes asked for: "
+                "continue it with --resume, or choose another --out"
+            )
         done = episodes  # this very run is finished: train() only reports it
     if resume:
         if not has_checkpoint(out):

@@ -38,15 +38,32 @@ import gymnasium as gym
 import gns_env  # noqa: F401  (registers the GNS/ IDs)
 from agents.apply import check_observation_space
 from agents.cli import parse_env_kwargs, user_errors
-from agents.comparison import GRIDS, METHODS, ComparisonSettings, run_comparison, run_transfer, transfer_folder
+from agents.comparison import (
+    GRIDS,
+    METHODS,
+    ComparisonSettings,
+    check_transfer,
+    run_comparison,
+    run_transfer,
+    transfer_folder,
+)
 from agents.jobs import BACKENDS, JobsFailed
 from agents.ppo import load_agent_file
+from agents.schedulers import LEARNED_SCHEDULERS
+from agents.training import state_representation
 from agents.report import markdown_table, write_report
 
 
 def _check_agent(path: Path, env_id: str, env_kwargs: dict) -> None:
-    """Fail early, in one line, on a missing or foreign agent file or one that cannot act on the env."""
+    """Fail early, in one line, on a missing or foreign agent file, one of another learned
+    scheduler (it would be labelled GNS) or one that cannot act on the env."""
     agent = load_agent_file(path)
+    extractor, extractor_kwargs = state_representation(agent.policy_kwargs)
+    if (extractor, extractor_kwargs) != state_representation(LEARNED_SCHEDULERS["gns"].policy_kwargs):
+        raise ValueError(
+            f"--agent {path} has a {extractor.__name__}{extractor_kwargs or ''} state, not GNS's: "
+            "--agent tests a GNS agent (compare.py trains the other learned schedulers itself)"
+        )
     env = gym.make(env_id, **env_kwargs)
     check_observation_space(agent.observation_space, env.observation_space, env_id)
     env.close()
@@ -84,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--agent tests one agent: give one --env (or let compare.py train one agent per env)")
     if args.transfer_to and len(args.env) > 1:
         parser.error("--transfer-to transfers from one --env")
+    if args.transfer_kwargs and not args.transfer_to:
+        parser.error("--transfer-kwargs configures --transfer-to envs: give --transfer-to")
 
     with user_errors():
         env_kwargs = parse_env_kwargs(args.env_kwargs)
@@ -97,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 cma_evaluations=args.cma_evaluations, initial_lrs=tuple(args.initial_lrs), criterion=args.lr_criterion,
                 pre_decisions=args.pre_decisions, agent=None if args.agent is None else str(args.agent),
             )  # fmt: skip
+            for target in args.transfer_to:  # every target checked before anything runs
+                check_transfer(settings, args.methods, target, transfer_kwargs)
             execution = dict(backend=args.backend, workers=args.workers, ray_address=args.ray_address,
                              cpus_per_job=args.cpus_per_job, log=lambda line: print(line, flush=True))  # fmt: skip
             try:

@@ -148,8 +148,8 @@ TARGET = ("GNS/FashionMNIST-Lite-v0", dict(total_steps=6, decision_interval=2, v
 def test_transfer_tests_on_the_target_what_the_source_tuned_and_trained(tmp_path, monkeypatch, fashion_mnist):
     out, settings, methods = tmp_path / "cmp", ComparisonSettings(**{**SETTINGS, "seeds": 1, "episodes": 1}), ["cosine", "gns"]
     report = run_transfer(settings, methods, out, *TARGET, log=lambda line: None)
-    assert report["task"] == {"env_id": TARGET[0], "source_env_id": "GNS/Debug-v0", "metric": "accuracy",
-                              "is_text": False, "total_steps": 6}  # fmt: skip
+    assert report["task"] == {"env_id": TARGET[0], "env_kwargs": TARGET[1], "source_env_id": "GNS/Debug-v0",
+                              "metric": "accuracy", "is_text": False, "total_steps": 6}  # fmt: skip
     tuned = [e for e in report["search"]["Cosine"]]
     assert report["rows"][0]["config"] == max(tuned, key=lambda e: e["val_metric"])["config"]  # tuned on the source
     assert len(report["search"]["GNS"]) == 1 and report["rows"][1]["config"].startswith(str(out / "agents" / "gns"))

@@ -177,7 +177,7 @@ def test_an_agent_trained_with_another_padding_is_refused():
     model = mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     agent = ScriptedAgent([], observation_space=graph_observation_space(16, 20))
-    with pytest.raises(ValueError, match=r"x: agent shape \(16, 11\).*max_nodes=16, max_edges=20"):
+    with pytest.raises(ValueError, match=r"x: the agent shape \(16, 11\).*max_nodes=16, max_edges=20"):
         GNSScheduler(optimizer, agent, model, torch.zeros(2, 4), 10, 2)
     GNSScheduler(optimizer, agent, model, torch.zeros(2, 4), 10, 2, max_nodes=16, max_edges=20)  # as the hint says
     GNSScheduler(optimizer, agent, model, torch.zeros(2, 4), 10, 2, task=_task_with_padding(16, 20))

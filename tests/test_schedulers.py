@@ -134,7 +134,7 @@ def test_resume_checks_the_checkpoint(tmp_path):
     agent = (tmp_path / "agent.zip").read_bytes()
     again = train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=1, out=tmp_path, verbose=0)  # the same run
     assert again["episodes"] == 1 and (tmp_path / "agent.zip").read_bytes() == agent  # reported, not retrained
-    with pytest.raises(ValueError, match="unfinished run of this training: continue it with --resume"):
+    with pytest.raises(ValueError, match="holds this training with 1 of the 2 episodes asked for: continue it with --resume"):
         train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=2, out=tmp_path)
     summary = train_agent("GNS/Debug-v0", {}, scheduler="srls", episodes=2, out=tmp_path, resume=True, verbose=0)
     assert summary["episodes"] == 2
@@ -149,6 +149,11 @@ def test_cli_scheduler_option(tmp_path, capsys):
     assert train_gns.main([*argv, "--scheduler", "srls"]) == 0
     assert json.loads((out / "config.json").read_text())["scheduler"] == "srls"
     assert "of SRLS" in capsys.readouterr().out
+    import compare
+
+    with pytest.raises(SystemExit) as exit_info:  # it would be labelled GNS in the table
+        compare.main(["--agent", str(out / "agent.zip"), "--env", "GNS/Debug-v0", "--out", str(tmp_path / "cmp")])
+    assert exit_info.value.code == 2 and "has a LastLayerExtractor state, not GNS's" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         train_gns.main([*argv, "--scheduler", "frs", "--env-kwargs", "val_prob=0.5"])
     err = capsys.readouterr().err

@@ -73,7 +73,7 @@ def _foreign_agent_files(folder):
     PPO("MlpPolicy", gym.make("CartPole-v1"), n_steps=64).save(cartpole)
     not_an_agent = "is not an agent saved by scripts/train_gns.py"
     return [(json_file, not_an_agent), (empty_zip, not_an_agent), (cartpole, "not a GNS-env agent"),
-            (folder / "missing.zip", "does not exist")]  # fmt: skip
+            (folder / "missing.zip", "does not exist"), (folder, "is a folder")]  # fmt: skip
 
 
 def test_compare_rejects_a_file_that_is_not_an_agent(tmp_path, capsys):
@@ -85,12 +85,23 @@ def test_compare_rejects_a_file_that_is_not_an_agent(tmp_path, capsys):
     assert not (tmp_path / "cmp").exists()
 
 
-def test_compare_rejects_an_env_that_is_not_a_gns_env(tmp_path, capsys):
-    for argv in (["--env", "CartPole-v1"], ["--env", "GNS/Debug-v0", "--transfer-to", "CartPole-v1"]):
-        with pytest.raises(SystemExit) as exit_info:
-            compare.main([*argv, "--methods", "constant", "--out", str(tmp_path / "cmp")])
-        err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and "CartPole-v1 is not a GNS-env learning-rate env" in err, err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "CartPole-v1"], "CartPole-v1 is not a GNS-env learning-rate env"),
+        (["--transfer-to", "CartPole-v1"], "CartPole-v1 is not a GNS-env learning-rate env"),
+        (["--transfer-to", "GNS/Debug-v0", "GNS/Nope-v0"], "Nope"),  # the second target, before the first runs
+        (["--transfer-kwargs", "total_steps=12"], "give --transfer-to"),
+        (["--methods", "gns", "--transfer-to", "GNS/Debug-v0", "--transfer-kwargs", "max_nodes=64"],
+         "observation space of agents trained on GNS/Debug-v0 does not match"),  # fmt: skip
+    ],
+)
+def test_compare_refuses_a_bad_env_or_transfer_before_running_anything(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["--env", "GNS/Debug-v0", "--methods", "constant", *argv, "--out", str(tmp_path / "cmp")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "cmp").exists()
 
 
 def test_training_with_two_parallel_envs(tmp_path):
