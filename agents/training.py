@@ -230,8 +230,10 @@ def prepare_training(
     this_run = {"env": env_id, "scheduler": scheduler, "env_kwargs": merged, "seed": seed}
     if not resume and (has_checkpoint(out) or (out / "agent.zip").is_file()):
         _check_same_run(out, this_run)
+        if not has_checkpoint(out):  # agent.zip alone: trained with checkpoint_every > episodes
+            raise ValueError(f"{out} holds an agent of this training but no checkpoint to count or continue it; choose another --out")
         if finished_training(out, scheduler, episodes) is None:
-            stored = json.loads((out / f"{_CHECKPOINT}.json").read_text())["episodes"] if has_checkpoint(out) else 0
+            stored = json.loads((out / f"{_CHECKPOINT}.json").read_text())["episodes"]
             raise ValueError(
                 f"{out} holds this training with {stored} of the {episodes} episodes asked for: "
                 "continue it with --resume, or choose another --out"
