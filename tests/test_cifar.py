@@ -298,3 +298,24 @@ def test_check_env_passes_on_a_lite_cifar_env(cifar10_dir):
                    batch_size=16)  # fmt: skip
     check_env(env.unwrapped)
     env.close()
+
+
+def test_an_agent_trained_on_the_lite_resnet_acts_on_the_lite_vgg(cifar10_dir, tmp_path):
+    from agents.apply import check_observation_space
+    from agents.ppo import load_agent_file, make_gns_ppo
+
+    small = dict(data_dir=cifar10_dir, total_steps=4, decision_interval=2, val_size=128, batch_size=16)
+    resnet, vgg = (gym.make(env_id, **small) for env_id in LITE_IDS)
+    assert resnet.unwrapped.graph.num_nodes != vgg.unwrapped.graph.num_nodes  # 19 vs 13 nodes
+    make_gns_ppo(resnet, seed=0).learn(total_timesteps=4).save(tmp_path / "agent.zip")
+    agent = load_agent_file(tmp_path / "agent.zip")
+    check_observation_space(agent.observation_space, vgg.observation_space, LITE_IDS[1])
+    obs, _ = vgg.reset(seed=0, options={"initial_lr": 1e-3})
+    terminated = False
+    while not terminated:
+        action, _ = agent.predict(obs, deterministic=True)
+        assert action.shape == (1,) and -1 <= action[0] <= 1
+        obs, reward, terminated, _, info = vgg.step(action)
+    assert info["step"] == 4 and not info["diverged"] and np.isfinite(reward)
+    resnet.close()
+    vgg.close()
