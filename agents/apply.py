@@ -131,6 +131,8 @@ def select_initial_lr(
 
 def best_candidate(candidates: Sequence[float], scores: Sequence[float]) -> float:
     """The candidate with the highest score (the first one on ties)."""
+    if len(candidates) == 0:
+        raise ValueError("no candidate initial LRs to choose from")
     return float(candidates[int(np.argmax(scores))])
 
 

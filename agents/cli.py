@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -32,9 +33,30 @@ def parse_env_kwargs(pairs: list[str]) -> dict:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn errors caused by the user's input (env ID, kwargs, data) into one line and exit 2."""
+    """Turn errors caused by the user's input (env ID, kwargs, data, an unreachable Ray cluster)
+    into one line and exit 2."""
     try:
         yield
-    except (DatasetError, ModelUnavailableError, ValueError, TypeError, gym.error.Error) as err:
+    except (DatasetError, ModelUnavailableError, ValueError, TypeError, ConnectionError, gym.error.Error) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+@contextlib.contextmanager
+def interruptible(kept: str) -> Iterator[None]:
+    """Turn Ctrl-C and SIGTERM into one line saying what survives (``kept``) and exit with the
+    shell's code (128 + the signal number); the work in progress is stopped on the way out."""
+    received = [signal.SIGINT]
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        received[0] = signum
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(f"interrupted: {kept}", file=sys.stderr)
+        sys.exit(128 + received[0])
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -40,7 +40,7 @@ from agents.baselines import (
 from agents.cma_search import CMA_SEARCH_SPACES, CosineCMASearch
 from agents.jobs import EpisodeJob, ResultStore, TrainJob, run_jobs
 from agents.schedulers import LEARNED_SCHEDULERS
-from gns_env.tasks import TaskSpec
+from gns_env.tasks import PRESETS, TaskSpec
 
 TUNE_SEED = 10_000
 HELD_OUT_SEED = 20_000
@@ -320,10 +320,18 @@ def check_transfer(
     and methods, both envs, that the agents trained on the source can observe the target, and
     that their initial-LR candidates and T_pre fit it. Returns the source and target tasks."""
     _validate(settings, methods)
+    source_preset, target_preset = PRESETS.get(settings.env_id), PRESETS.get(target_env_id)
+    if source_preset and target_preset and source_preset.is_text != target_preset.is_text:  # before loading data
+        kinds = ["an image task", "a text task"]
+        raise ValueError(
+            f"{settings.env_id} is {kinds[source_preset.is_text]} and {target_env_id} {kinds[target_preset.is_text]}: "
+            "their optimizers and search spaces differ, so transfer stays within images or within text"
+        )
     source_task, source_space = _probe_task(settings.env_id, settings.env_kwargs)
     target_task, target_space = _probe_task(target_env_id, dict(target_env_kwargs or {}))
     if any(m in LEARNED for m in methods):
-        check_observation_space(source_space, target_space, target_env_id, observer=f"agents trained on {settings.env_id}")
+        observer = f"the agent {settings.agent}" if settings.agent else f"agents trained on {settings.env_id}"
+        check_observation_space(source_space, target_space, target_env_id, observer=observer)
     _check_agent_settings(settings, methods, target_task)
     return source_task, target_task
 

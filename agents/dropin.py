@@ -108,9 +108,7 @@ class GNSScheduler:
         divergence_factor: float | None = None,
         block_type: type[nn.Module] | str | None = None,
     ) -> None:
-        for name, value in (("total_steps", total_steps), ("decision_interval", decision_interval)):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
+        _check_steps(total_steps, decision_interval)
         if isinstance(task, str):
             if task not in PRESETS:
                 raise ValueError(f"unknown task {task!r}; known: {', '.join(PRESETS)}")
@@ -125,7 +123,7 @@ class GNSScheduler:
         self.total_steps = total_steps
         self.decision_interval = decision_interval
         self.action_scale = float(settings["action_scale"])
-        self.lr_bounds = tuple(float(b) for b in settings["lr_bounds"])
+        self.lr_bounds = _checked_bounds(settings["lr_bounds"])
         self.divergence_factor = float(settings["divergence_factor"])
         self.max_nodes, self.max_edges = int(settings["max_nodes"]), int(settings["max_edges"])
         self.graph = build_graph(model, example_input, block_type)
@@ -285,6 +283,9 @@ def replay_schedule(optimizer: torch.optim.Optimizer, schedule: Sequence[float])
     schedule = tuple(float(lr) for lr in schedule)
     if not schedule:
         raise ValueError("the schedule is empty: run some steps with the GNSScheduler first")
+    bad = [(i, lr) for i, lr in enumerate(schedule) if not (math.isfinite(lr) and lr >= 0)]
+    if bad:
+        raise ValueError(f"schedule[{bad[0][0]}] = {bad[0][1]!r}: every LR must be a finite number >= 0")
     factors = [functools.partial(_replayed_factor, schedule, float(group["lr"])) for group in optimizer.param_groups]
     return LambdaLR(optimizer, factors)
 
@@ -325,6 +326,33 @@ def select_initial_lr(run: Callable[[float], Any], candidates: Sequence[float], 
     seed) with it for all T steps. The env-based twin is :func:`agents.apply.select_initial_lr`."""
     scores = initial_lr_scores(run, candidates, criterion)
     return best_candidate(candidates, scores)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_steps(total_steps: Any, decision_interval: Any) -> None:
+    """T and K as the env takes them: positive integers with T >= 2K (a decision after K steps,
+    and at least K more steps for it to act on)."""
+    for name, value in (("total_steps", total_steps), ("decision_interval", decision_interval)):
+        if not _is_positive_int(value):
+            raise ValueError(f"{name}={value!r} must be a positive integer")
+    if total_steps < 2 * decision_interval:
+        raise ValueError(
+            f"total_steps={total_steps} must be at least 2 x decision_interval ({2 * decision_interval}): "
+            "the first decision comes after K steps and needs K more to act on"
+        )
+
+
+def _checked_bounds(bounds: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"lr_bounds={bounds!r} must be a pair (low, high)") from None
+    if not 0 < low <= high < math.inf:
+        raise ValueError(f"lr_bounds={bounds!r} must be (low, high) with 0 < low <= high < inf")
+    return low, high
 
 
 def _to_device(example_input: Any, device: torch.device) -> Any:
@@ -379,6 +407,10 @@ def _trainer_callback_class() -> type:
             total_steps: int | None = None,
             **scheduler_kwargs: Any,
         ) -> None:
+            if total_steps is not None:
+                _check_steps(total_steps, decision_interval)
+            elif not _is_positive_int(decision_interval):
+                raise ValueError(f"decision_interval={decision_interval!r} must be a positive integer")
             self.agent = load_agent(agent)
             self.example_input = example_input
             self.decision_interval = decision_interval

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -202,12 +204,42 @@ def _run_in_process(todo: Iterable[Job], finished: Callable, workers: int) -> No
             else:
                 finished(job, result, None, seconds)
         return
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(
+        workers, mp_context=get_context("spawn"), initializer=_worker_setup, initargs=(os.getpid(),)
+    )
+    try:
         futures = {pool.submit(_timed, job, threads_per_worker(workers)): job for job in todo}
         for future in as_completed(futures):
             error = future.exception()
             result, seconds = (None, 0.0) if error else future.result()
             finished(futures[future], result, error, seconds)
+    except BaseException:  # Ctrl-C, SystemExit, a failing store: stop the running jobs too
+        _terminate_workers(pool)
+        raise
+    pool.shutdown()
+
+
+def _worker_setup(parent_pid: int) -> None:
+    """In each worker: leave Ctrl-C to the parent (it stops the workers), and exit as soon as
+    the parent is gone (killed by SIGTERM/SIGKILL), instead of finishing a job nobody stores."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill ``pool``'s workers now (``shutdown`` alone waits for the running jobs)."""
+    if hasattr(pool, "terminate_workers"):  # Python >= 3.14
+        pool.terminate_workers()
+        return
+    for process in list((pool._processes or {}).values()):  # what terminate_workers does
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_on_ray(todo: Sequence[Job], finished: Callable, cpus_per_job: int, ray_address: str | None) -> None:

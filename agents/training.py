@@ -223,8 +223,9 @@ def prepare_training(
         the env's own errors (``gym.error.Error``, ``DatasetError`` ...) pass through.
     """
     out = Path(out)
-    if episodes <= 0 or n_envs <= 0 or checkpoint_every <= 0:
-        raise ValueError("episodes, n_envs and checkpoint_every must be positive")
+    for name, value in (("episodes", episodes), ("n_envs", n_envs), ("checkpoint_every", checkpoint_every)):
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
     merged = scheduler_env_kwargs(scheduler, env_kwargs)
     done = 0
     this_run = {"env": env_id, "scheduler": scheduler, "env_kwargs": merged, "seed": seed}

@@ -62,7 +62,9 @@ class LRSchedulingEnv(gym.Env):
     from the training data, runs the first K optimizer steps and validates. The first
     observation is the state after those K steps (Algorithm 1: the first decision is at step K).
     ``options={"lr_schedule": f}`` instead sets the LR of every optimizer step ``i`` to ``f(i)``
-    and ignores actions: this is how hand-designed baselines run on exactly the same task.
+    and ignores actions: this is how hand-designed baselines run on exactly the same task. ``f``
+    must return a finite LR >= 0 (0 is observed as ``SMALLEST_OBSERVED_LR``); any other value is
+    one ``ValueError`` naming the step, and ends the episode (as any error inside reset/step does).
     ``options={"hypergradient_lr": beta}`` (not with ``lr_schedule``) trains with Adam-HD
     (:class:`gns_env.optim.AdamHD`, App. B.4; AdamW-style for ``adamw`` tasks), starting at the
     initial LR: the optimizer adapts the LR itself, actions are ignored, and ``info["lr"]`` and the
@@ -146,8 +148,14 @@ class LRSchedulingEnv(gym.Env):
             return model.to(self.device)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        try:
+            return self._reset(seed, dict(options or {}))
+        except BaseException:  # a bad option or schedule: no half-started episode to step
+            self._end_episode()
+            raise
+
+    def _reset(self, seed: int | None, options: dict[str, Any]):
         super().reset(seed=seed)
-        options = dict(options or {})
         unknown = sorted(set(options) - set(_RESET_OPTIONS))
         if unknown:
             raise ValueError(f"unknown reset option(s) {unknown}; allowed: {', '.join(_RESET_OPTIONS)}")
@@ -163,9 +171,10 @@ class LRSchedulingEnv(gym.Env):
             train_index = train_index[: self.task.train_size]
         self._val = TensorDataset(*self._pool[val_index])
         self._lr = self._initial_lr(options.get("initial_lr"))
-        self._schedule = options.get("lr_schedule")
-        if self._schedule is not None and not callable(self._schedule):
+        schedule = options.get("lr_schedule")
+        if schedule is not None and not callable(schedule):
             raise ValueError("options['lr_schedule'] must be a function step -> learning rate")
+        self._schedule = None if schedule is None else _checked_schedule(schedule)
         beta = options.get("hypergradient_lr")
         if beta is not None:
             if self._schedule is not None:
@@ -203,7 +212,13 @@ class LRSchedulingEnv(gym.Env):
         value = np.asarray(action, dtype=np.float64).reshape(-1)
         if value.shape != (1,) or not np.isfinite(value).all():
             raise ValueError(f"action must be one finite number (clipped to [-1, 1]), got {action!r}")
-        a = float(np.clip(value[0], -1.0, 1.0))
+        try:
+            return self._step(float(np.clip(value[0], -1.0, 1.0)))
+        except BaseException:  # e.g. the schedule returned a bad LR mid-way: the episode is over
+            self._end_episode()
+            raise
+
+    def _step(self, a: float):
         validate_now = self.np_random.random() < self.task.val_prob
         if self._diverged:  # diverged inside reset: end at once
             observation, diverged = self._observe(), True
@@ -290,3 +305,20 @@ class LRSchedulingEnv(gym.Env):
         """Free the network, optimizer and data (safe to call twice; a later reset reloads)."""
         self._end_episode()
         self._pool = None
+
+
+def _checked_schedule(schedule: Callable[[int], float]) -> Callable[[int], float]:
+    """``schedule`` that raises one ``ValueError`` naming the step when it returns an LR that is
+    not a finite number >= 0 (0 is a warmup's first step)."""
+
+    def lr_at(step: int) -> float:
+        value = schedule(step)
+        try:
+            lr = float(value)
+        except (TypeError, ValueError):
+            lr = math.nan
+        if not (math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"options['lr_schedule'] returned {value!r} at step {step}: an LR must be a finite number >= 0")
+        return lr
+
+    return lr_at

@@ -26,7 +26,7 @@ import torch
 from gymnasium import spaces
 
 from gns_env.graph.builder import ModelGraph
-from gns_env.graph.features import NODE_FEATURE_NAMES
+from gns_env.graph.features import NODE_FEATURE_NAMES, log_lr
 
 GLOBAL_FEATURE_NAMES = ("log10_lr", "log1p_loss", "progress")
 NUM_NODE_FEATURES = len(NODE_FEATURE_NAMES)
@@ -38,7 +38,7 @@ def global_features(lr: float, mean_loss: float, progress: float) -> np.ndarray:
     """The ``globals`` vector (3,): log10 LR, log(1 + mean training loss of the last K steps)
     (0 when that loss is not finite) and progress t/T."""
     loss = math.log1p(mean_loss) if math.isfinite(mean_loss) else 0.0
-    return np.array([math.log10(lr), loss, progress])
+    return np.array([log_lr(lr), loss, progress])
 
 
 def graph_observation_space(max_nodes: int, max_edges: int) -> spaces.Dict:

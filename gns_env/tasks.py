@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import torch
@@ -167,6 +168,10 @@ class TaskSpec:
                 f"{self.env_id} got unknown option(s) {', '.join(map(repr, unknown))}; "
                 f"allowed: {', '.join(OVERRIDABLE)}"
             )
+        if "max_seq_length" in overrides and not self.is_text:
+            raise ValueError(f"{self.env_id}: max_seq_length applies to text tasks only")
+        if overrides.get("data_dir") is not None and self.dataset == "synthetic":
+            raise ValueError(f"{self.env_id}: data_dir has no use here; this task generates its data")
         spec = dataclasses.replace(self, **overrides)
         spec.validate()
         return spec
@@ -189,23 +194,23 @@ class TaskSpec:
                 f"it must be at least 2 x decision_interval ({2 * self.decision_interval}): reset runs "
                 "the first K steps and every env step runs K more",
             )
-        if not 0.0 <= self.val_prob <= 1.0:
+        if not (_is_number(self.val_prob) and 0.0 <= self.val_prob <= 1.0):
             fail("val_prob", "it must lie in [0, 1]")
         for name in ("initial_lr_range", "lr_bounds"):
             pair = getattr(self, name)
             is_pair = isinstance(pair, (tuple, list)) and len(pair) == 2
-            if not (is_pair and all(isinstance(v, (int, float)) for v in pair) and 0 < pair[0] <= pair[1] < math.inf):
+            if not (is_pair and all(map(_is_number, pair)) and 0 < pair[0] <= pair[1] < math.inf):
                 fail(name, "it must be (low, high) with 0 < low <= high < inf")
         low, high = self.initial_lr_range
         if low < self.lr_bounds[0] or high > self.lr_bounds[1]:
             fail("initial_lr_range", f"it must lie inside lr_bounds={self.lr_bounds}")
-        if not 0 < self.action_scale < 1:
+        if not (_is_number(self.action_scale) and 0 < self.action_scale < 1):
             fail("action_scale", "it must lie in (0, 1) so the LR factor 1 + scale * a stays positive")
-        if not self.divergence_factor > 1:
+        if not (_is_number(self.divergence_factor) and self.divergence_factor > 1):
             fail("divergence_factor", "it must be > 1")
-        if not self.divergence_penalty >= 0:
+        if not (_is_number(self.divergence_penalty) and self.divergence_penalty >= 0):
             fail("divergence_penalty", "it must be >= 0")
-        if not (isinstance(self.weight_decay, (int, float)) and 0 <= self.weight_decay < 1):
+        if not (_is_number(self.weight_decay) and 0 <= self.weight_decay < 1):
             fail("weight_decay", "it must lie in [0, 1)")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"use one of {', '.join(OPTIMIZERS)}")
@@ -234,6 +239,11 @@ class TaskSpec:
                 fail("device", "use 'cpu', 'cuda', 'cuda:N' or 'auto'")
             if self.device.startswith("cuda") and not torch.cuda.is_available():
                 fail("device", "CUDA is not available on this machine; use 'cpu' or 'auto'")
+
+
+def _is_number(value: object) -> bool:
+    """A real number (int, float, numpy scalar), not a bool or a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def resolve_device(name: str) -> torch.device:

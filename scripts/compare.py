@@ -37,7 +37,7 @@ import gymnasium as gym
 
 import gns_env  # noqa: F401  (registers the GNS/ IDs)
 from agents.apply import check_observation_space
-from agents.cli import parse_env_kwargs, user_errors
+from agents.cli import interruptible, parse_env_kwargs, user_errors
 from agents.comparison import (
     GRIDS,
     METHODS,
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.transfer_kwargs and not args.transfer_to:
         parser.error("--transfer-kwargs configures --transfer-to envs: give --transfer-to")
 
-    with user_errors():
+    with user_errors(), interruptible("every finished run is stored: the same command continues from there"):
         env_kwargs = parse_env_kwargs(args.env_kwargs)
         transfer_kwargs = parse_env_kwargs(args.transfer_kwargs)
         if args.agent is not None:

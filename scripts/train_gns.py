@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agents.cli import parse_env_kwargs, user_errors
+from agents.cli import interruptible, parse_env_kwargs, user_errors
 from agents.schedulers import LEARNED_SCHEDULERS
 from agents.training import prepare_training
 
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed, out=args.out, n_envs=args.n_envs, checkpoint_every=args.checkpoint_every,
             resume=args.resume, device=args.device,
         )  # fmt: skip
-    run.train(progress_bar=not args.no_progress, verbose=1)
+    with interruptible(f"the checkpoints in {args.out} are kept: the same command with --resume continues from the last"):
+        run.train(progress_bar=not args.no_progress, verbose=1)
     return 0
 
 

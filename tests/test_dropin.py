@@ -95,6 +95,32 @@ def test_groups_with_different_lrs_need_an_initial_lr():
         GNSScheduler(optimizer, ScriptedAgent([]), model, torch.zeros(2, 4), 10, 2, initial_lr=5.0)
 
 
+@pytest.mark.parametrize(
+    ("steps", "kwargs", "message"),
+    [
+        ((5, 20), {}, r"total_steps=5 must be at least 2 x decision_interval \(40\)"),  # would never decide
+        ((10, 0), {}, "decision_interval=0 must be a positive integer"),
+        ((10, 2), {"lr_bounds": (1.0, 1e-3)}, r"lr_bounds=\(1.0, 0.001\) must be \(low, high\) with 0 < low <= high"),
+        ((10, 2), {"lr_bounds": 1e-3}, "lr_bounds=0.001 must be a pair"),
+    ],
+)
+def test_bad_scheduler_settings_are_one_clear_error(steps, kwargs, message):
+    model = mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=message):
+        GNSScheduler(optimizer, ScriptedAgent([]), model, torch.zeros(2, 4), *steps, **kwargs)
+
+
+def test_bad_replays_and_candidates_are_one_clear_error():
+    optimizer = torch.optim.SGD(mlp().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"schedule\[0\] = -1.0: every LR must be a finite number >= 0"):
+        replay_schedule(optimizer, [-1.0, 0.1])
+    with pytest.raises(ValueError, match="nan"):
+        replay_schedule(optimizer, [0.1, math.nan])
+    with pytest.raises(ValueError, match="no candidate initial LRs"):
+        select_initial_lr(lambda lr: pytest.fail("nothing to run"), [])
+
+
 def _env_rollout(env, seed, actions, initial_lr):
     observation, info = env.reset(seed=seed, options={"initial_lr": initial_lr})
     observations, lrs = [observation], [info["lr"]]
@@ -255,3 +281,7 @@ def test_trainer_callback_sets_the_lr_every_k_steps(tmp_path):
     assert observation["node_mask"].sum() == scheduler.graph.num_nodes > 5
     loss_column = observation["x"][: scheduler.graph.num_nodes, -1]
     assert np.allclose(loss_column, observation["globals"][1]) and loss_column[0] > 0
+    with pytest.raises(ValueError, match="decision_interval=0 must be a positive integer"):
+        GNSTrainerCallback(ScriptedAgent([]), {"input_ids": ids[:2]}, decision_interval=0)
+    with pytest.raises(ValueError, match="total_steps=3 must be at least 2 x decision_interval"):
+        GNSTrainerCallback(ScriptedAgent([]), {"input_ids": ids[:2]}, decision_interval=2, total_steps=3)

@@ -1,4 +1,5 @@
 import gc
+import math
 import os
 import weakref
 
@@ -8,6 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import gns_env.env as env_module
+from gns_env.graph.features import SMALLEST_OBSERVED_LR
 from gns_env.tasks import OVERRIDABLE, PRESETS
 
 
@@ -141,6 +143,34 @@ def test_lr_schedule_option_sets_every_step(debug_env):
     assert [info["lr"] for info in infos] == pytest.approx([0.01 / 2, 0.01 / 4, 0.01 / 6, 0.01 / 8])
 
 
+@pytest.mark.parametrize("bad", [-1e-3, math.nan, math.inf, "fast", None])
+def test_a_schedule_returning_a_bad_lr_is_one_error_naming_the_step_and_ends_the_episode(debug_env, bad):
+    env = debug_env()
+    env.reset(seed=0)  # gymnasium 1.4's PassiveEnvChecker breaks (TypeError) when the first reset raises
+    env.step(np.zeros(1, np.float32))
+    with pytest.raises(ValueError, match=r"lr_schedule'\] returned .* at step 0: an LR must be a finite number >= 0"):
+        env.reset(seed=0, options={"lr_schedule": lambda t: bad})
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(np.zeros(1, np.float32))
+    env.reset(seed=0, options={"lr_schedule": lambda t: 1e-2 if t < 4 else bad})  # bad from step 4, in step 2
+    env.step(np.zeros(1, np.float32))
+    with pytest.raises(ValueError, match="at step 4"):
+        env.step(np.zeros(1, np.float32))
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(np.zeros(1, np.float32))
+    _, info = env.reset(seed=0)  # the env itself is fine
+    assert np.isfinite(info["train_loss"])
+
+
+def test_an_lr_of_zero_is_observed_as_the_smallest_lr(debug_env):
+    """A warmup schedule starts at 0; log10(0) must not reach the observation."""
+    env = debug_env()
+    observation, info = env.reset(seed=0, options={"lr_schedule": lambda t: 0.0})
+    assert info["lr"] == 0.0 and observation["globals"][0] == pytest.approx(math.log10(SMALLEST_OBSERVED_LR))
+    assert (observation["x"][observation["node_mask"] == 1, 9] == observation["globals"][0]).all()
+    assert env.observation_space.contains(observation)
+
+
 def test_the_test_split_is_never_loaded_by_episodes(debug_env, monkeypatch):
     loaded = []
     original = env_module.load_task_split
@@ -170,6 +200,11 @@ def test_the_test_split_is_never_loaded_by_episodes(debug_env, monkeypatch):
         ({"max_edges": 3}, "max_edges"),
         ({"device": "tpu"}, "device"),
         ({"val_size": 10**6}, "val_size"),
+        ({"val_prob": "abc"}, "val_prob='abc' is invalid"),  # a string, not a comparison error
+        ({"divergence_factor": "2"}, "divergence_factor"),
+        ({"action_scale": None}, "action_scale"),
+        ({"max_seq_length": 12}, "max_seq_length applies to text tasks only"),
+        ({"data_dir": "/nonexistent"}, "data_dir has no use here"),  # Debug generates its data
     ],
 )
 def test_invalid_kwargs_fail_at_make_naming_the_field(kwargs, message):

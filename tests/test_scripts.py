@@ -1,5 +1,9 @@
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -50,6 +54,7 @@ def test_env_kwargs_reach_the_env(tmp_path):
         (["--env", "GNS/FashionMNIST-Lit-v0"], "Did you mean: `FashionMNIST-Lite`?"),
         (["--env", "GNS/Debug-v0", "--env-kwargs", "batch_size=0"], "batch_size"),
         (["--env", "GNS/Debug-v0", "--env-kwargs", "colour=red"], "colour"),
+        (["--env", "GNS/Debug-v0", "--n-envs", "0"], "n_envs must be positive, got 0"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, capsys, argv, message):
@@ -94,6 +99,7 @@ def test_compare_rejects_a_file_that_is_not_an_agent(tmp_path, capsys):
         (["--transfer-kwargs", "total_steps=12"], "give --transfer-to"),
         (["--methods", "gns", "--transfer-to", "GNS/Debug-v0", "--transfer-kwargs", "max_nodes=64"],
          "observation space of agents trained on GNS/Debug-v0 does not match"),  # fmt: skip
+        (["--transfer-to", "GNS/GLUE-RTE-Lite-v0"], "transfer stays within images or within text"),
     ],
 )
 def test_compare_refuses_a_bad_env_or_transfer_before_running_anything(tmp_path, capsys, argv, message):
@@ -145,7 +151,7 @@ def test_bench_overhead_reports_every_figure(tmp_path, capsys):
     assert "| peak RSS env / bare |" in capsys.readouterr().out
 
 
-def test_a_killed_run_resumes_without_losing_or_repeating_episodes(tmp_path, monkeypatch):
+def test_a_killed_run_resumes_without_losing_or_repeating_episodes(tmp_path, monkeypatch, capsys):
     from agents.callbacks import EpisodeResultsCallback
 
     out, argv = tmp_path / "run", ["--env", "GNS/Debug-v0", "--out", str(tmp_path / "run"), "--no-progress"]
@@ -157,8 +163,11 @@ def test_a_killed_run_resumes_without_losing_or_repeating_episodes(tmp_path, mon
         finish(self, i, info)
 
     monkeypatch.setattr(EpisodeResultsCallback, "_finish", killed_in_episode_3)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as exit_info:
         train_gns.main([*argv, "--episodes", "4"])
+    assert exit_info.value.code == 130  # one line, not a traceback
+    kept = f"interrupted: the checkpoints in {out} are kept: the same command with --resume continues from the last"
+    assert capsys.readouterr().err.endswith(kept + "\n")
     assert json.loads((out / "checkpoint.json").read_text()) == {"episodes": 2, "timesteps": 6}
     monkeypatch.setattr(EpisodeResultsCallback, "_finish", finish)
     assert train_gns.main([*argv, "--episodes", "4", "--resume"]) == 0
@@ -192,3 +201,55 @@ def test_step_time_reports_seconds_per_optimizer_step(tmp_path, capsys):
     figures = json.loads(out.read_text())["GNS/Debug-v0"]
     assert 0 < figures["seconds_per_step"] < 10 and figures["device"] == "cpu" and figures["env_kwargs"]["precision"] == "bf16"
     assert "s / optimizer step on cpu" in capsys.readouterr().out
+
+
+def _process_state(pid: int) -> tuple[str, int, bytes] | None:
+    """(state, parent PID, command line) of a process from Linux's /proc; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return state, int(ppid), cmdline
+
+
+def _live_workers(parent: int) -> list[int]:
+    """The live multiprocessing workers of ``parent``."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        info = _process_state(int(entry.name)) if entry.name.isdigit() else None
+        if info and info[0] != "Z" and info[1] == parent and b"spawn_main" in info[2]:
+            workers.append(int(entry.name))
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker processes through /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_stopping_a_parallel_comparison_stops_its_workers(tmp_path, signum):
+    long_job = ["--env", "GNS/Debug-v0", "--env-kwargs", "total_steps=200000", "decision_interval=100000",
+                "--methods", "constant", "--seeds", "1", "--workers", "2", "--out", str(tmp_path)]  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "compare.py"), *long_job], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, not a background job
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(workers := _live_workers(parent.pid)) < 2:
+        assert parent.poll() is None and time.monotonic() < deadline, parent.communicate()
+        time.sleep(0.2)
+    time.sleep(3)  # the workers are inside their (several minutes long) jobs
+    if signum == signal.SIGINT:
+        os.killpg(parent.pid, signum)  # Ctrl-C reaches the whole terminal group, workers included
+    else:
+        parent.send_signal(signum)
+    _, err = parent.communicate(timeout=60)  # returns once nothing holds its pipes: the workers too
+    deadline = time.monotonic() + 10
+    while any((info := _process_state(w)) and info[0] != "Z" for w in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their comparison"
+        time.sleep(0.2)
+    if signum != signal.SIGKILL:
+        assert parent.returncode == 128 + signum
+        assert err.strip().splitlines()[-1].startswith("interrupted: every finished run is stored")
+        assert "Traceback" not in err
+    assert not list(tmp_path.rglob("store/**/*.json"))  # nothing half-finished was stored

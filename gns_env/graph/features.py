@@ -39,6 +39,8 @@ NODE_FEATURE_NAMES = (
 )
 _EPS = 1e-8
 _SCALE = 8.0
+#: The LR an observation reports for an LR of 0 (``log10`` = -12).
+SMALLEST_OBSERVED_LR = 1e-12
 
 
 def signed_log(x: torch.Tensor) -> torch.Tensor:
@@ -107,9 +109,15 @@ class NodeFeaturizer:
         features[:, signed] = signed_log(raw[:, signed])
         features[:, positive] = positive_log(raw[:, positive])
         features[:, 8] = raw[:, 8]
-        features[:, 9] = math.log10(lr)
+        features[:, 9] = log_lr(lr)
         features[:, 10] = math.log1p(loss) if math.isfinite(loss) and loss > -1 else 0.0
         return sanitize(features)
+
+
+def log_lr(lr: float) -> float:
+    """The LR feature, ``log10(lr)``; an LR of 0 (a warmup schedule's first step) reads as
+    ``log10(SMALLEST_OBSERVED_LR)``."""
+    return math.log10(max(lr, SMALLEST_OBSERVED_LR))
 
 
 def _abs_grad(parameter: nn.Parameter) -> torch.Tensor:
