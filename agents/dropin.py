@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -123,6 +124,8 @@ class GNSScheduler:
         self.total_steps = total_steps
         self.decision_interval = decision_interval
         self.action_scale = float(settings["action_scale"])
+        if not 0 < self.action_scale < 1:
+            raise ValueError(f"action_scale={self.action_scale} must lie in (0, 1) so the LR factor 1 + scale * a stays positive")
         self.lr_bounds = _checked_bounds(settings["lr_bounds"])
         self.divergence_factor = float(settings["divergence_factor"])
         self.max_nodes, self.max_edges = int(settings["max_nodes"]), int(settings["max_edges"])
@@ -303,6 +306,11 @@ def initial_lr_scores(run: Callable[[float], Any], candidates: Sequence[float], 
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+    if len(candidates) == 0:
+        raise ValueError("no candidate initial LRs to choose from")
+    bad = [lr for lr in candidates if not (isinstance(lr, numbers.Real) and 0 < lr < math.inf)]
+    if bad:
+        raise ValueError(f"candidate initial LRs {bad} must be positive finite numbers")
     scores = []
     for lr in candidates:
         result = run(float(lr))

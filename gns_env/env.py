@@ -63,7 +63,7 @@ class LRSchedulingEnv(gym.Env):
     observation is the state after those K steps (Algorithm 1: the first decision is at step K).
     ``options={"lr_schedule": f}`` instead sets the LR of every optimizer step ``i`` to ``f(i)``
     and ignores actions: this is how hand-designed baselines run on exactly the same task. ``f``
-    must return a finite LR >= 0 (0 is observed as ``SMALLEST_OBSERVED_LR``); any other value is
+    must return an LR in ``[0, lr_bounds[1]]`` (0 is observed as ``SMALLEST_OBSERVED_LR``); anything else is
     one ``ValueError`` naming the step, and ends the episode (as any error inside reset/step does).
     ``options={"hypergradient_lr": beta}`` (not with ``lr_schedule``) trains with Adam-HD
     (:class:`gns_env.optim.AdamHD`, App. B.4; AdamW-style for ``adamw`` tasks), starting at the
@@ -174,7 +174,7 @@ class LRSchedulingEnv(gym.Env):
         schedule = options.get("lr_schedule")
         if schedule is not None and not callable(schedule):
             raise ValueError("options['lr_schedule'] must be a function step -> learning rate")
-        self._schedule = None if schedule is None else _checked_schedule(schedule)
+        self._schedule = None if schedule is None else _checked_schedule(schedule, self.task.lr_bounds[1])
         beta = options.get("hypergradient_lr")
         if beta is not None:
             if self._schedule is not None:
@@ -307,18 +307,18 @@ class LRSchedulingEnv(gym.Env):
         self._pool = None
 
 
-def _checked_schedule(schedule: Callable[[int], float]) -> Callable[[int], float]:
-    """``schedule`` that raises one ``ValueError`` naming the step when it returns an LR that is
-    not a finite number >= 0 (0 is a warmup's first step)."""
+def _checked_schedule(schedule: Callable[[int], float], highest: float) -> Callable[[int], float]:
+    """``schedule`` that raises one ``ValueError`` naming the step when it returns anything but a
+    number in ``[0, highest]`` (0 is a warmup's first step; ``highest`` is the task's top LR bound)."""
 
     def lr_at(step: int) -> float:
         value = schedule(step)
         try:
-            lr = float(value)
+            lr = math.nan if isinstance(value, (str, bytes, bool)) else float(value)
         except (TypeError, ValueError):
             lr = math.nan
-        if not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"options['lr_schedule'] returned {value!r} at step {step}: an LR must be a finite number >= 0")
+        if not 0 <= lr <= highest:  # False for NaN
+            raise ValueError(f"options['lr_schedule'] returned {value!r} at step {step}: an LR must be a number in [0, {highest}]")
         return lr
 
     return lr_at

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -186,6 +187,8 @@ class TaskSpec:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 fail(name, "it must be a positive integer")
+        if self.data_dir is not None and not isinstance(self.data_dir, (str, os.PathLike)):
+            fail("data_dir", "it must be a folder path or None")
         if self.train_size is not None and (not isinstance(self.train_size, int) or self.train_size <= 0):
             fail("train_size", "it must be a positive integer or None")
         if self.total_steps < 2 * self.decision_interval:

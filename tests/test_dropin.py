@@ -102,6 +102,7 @@ def test_groups_with_different_lrs_need_an_initial_lr():
         ((10, 0), {}, "decision_interval=0 must be a positive integer"),
         ((10, 2), {"lr_bounds": (1.0, 1e-3)}, r"lr_bounds=\(1.0, 0.001\) must be \(low, high\) with 0 < low <= high"),
         ((10, 2), {"lr_bounds": 1e-3}, "lr_bounds=0.001 must be a pair"),
+        ((10, 2), {"action_scale": 2.0}, r"action_scale=2.0 must lie in \(0, 1\)"),
     ],
 )
 def test_bad_scheduler_settings_are_one_clear_error(steps, kwargs, message):
@@ -119,6 +120,8 @@ def test_bad_replays_and_candidates_are_one_clear_error():
         replay_schedule(optimizer, [0.1, math.nan])
     with pytest.raises(ValueError, match="no candidate initial LRs"):
         select_initial_lr(lambda lr: pytest.fail("nothing to run"), [])
+    with pytest.raises(ValueError, match=r"candidate initial LRs \[-0.001, nan\] must be positive finite"):
+        select_initial_lr(lambda lr: pytest.fail("checked before running"), [1e-3, -1e-3, math.nan])
 
 
 def _env_rollout(env, seed, actions, initial_lr):
