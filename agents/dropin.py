@@ -306,8 +306,6 @@ def initial_lr_scores(run: Callable[[float], Any], candidates: Sequence[float], 
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    if len(candidates) == 0:
-        raise ValueError("no candidate initial LRs to choose from")
     bad = [lr for lr in candidates if not (isinstance(lr, numbers.Real) and 0 < lr < math.inf)]
     if bad:
         raise ValueError(f"candidate initial LRs {bad} must be positive finite numbers")
